@@ -1,0 +1,96 @@
+"""The engine's view of a resource: a natural key, read/normalise, desired state, and the three writes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from provision.core.actions import Update
+from provision.core.diff import FieldPolicy
+from provision.errors import ProvisionError
+
+
+class TemporaryError(ProvisionError):
+    """Worth retrying: throttling, 5xx, replication delay. `retry_after` in seconds when the server said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Per-operation time limits in seconds (retries included)."""
+
+    read: float = 120.0
+    create: float = 30 * 60.0
+    update: float = 30 * 60.0
+    delete: float = 30 * 60.0
+
+
+class Context:
+    """What an operation may see: its dependencies' outputs, and a way to report progress."""
+
+    def __init__(
+        self,
+        address: str,
+        outputs: Mapping[str, Mapping[str, Any]],
+        report: Callable[[str, str], None],
+    ) -> None:
+        self.address = address
+        self._outputs = outputs
+        self._report = report
+
+    def inputs(self, address: str) -> Mapping[str, Any]:
+        return self._outputs.get(address, {})
+
+    def progress(self, message: str) -> None:
+        self._report(self.address, message)
+
+
+class Resource(ABC):
+    """One declared resource. Subclasses are small: they know their API; the engine knows the rest."""
+
+    #: dotted field path -> policy; unlisted fields compare exactly and are updatable
+    schema: ClassVar[Mapping[str, FieldPolicy]] = {}
+    timeouts: ClassVar[Timeouts] = Timeouts()
+    #: False: a reference to something the plan does not manage (read, never written or deleted)
+    managed: bool = True
+
+    def __init__(self, address: str, depends_on: tuple[str, ...] = ()) -> None:
+        self.address = address
+        self.depends_on = depends_on
+
+    @property
+    def label(self) -> str:
+        """How the resource is named in output."""
+        return self.address
+
+    @abstractmethod
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        """The actual object normalised to plain data, or None when it does not exist."""
+
+    @abstractmethod
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        """The declared fields; values from dependencies may be UNKNOWN while planning."""
+
+    async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
+        raise ProvisionError(f"{self.label}: creating is not supported")
+
+    async def update(
+        self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
+    ) -> dict[str, Any] | None:
+        raise ProvisionError(f"{self.label}: updating is not supported")
+
+    async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
+        raise ProvisionError(f"{self.label}: deleting is not supported")
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        """Values dependants need (ids, URLs). Default: the whole normalised object."""
+        return actual
+
+    def owned(self, actual: dict[str, Any]) -> bool:
+        """Whether the existing object belongs to this plan (ownership tags, natural key)."""
+        return True
