@@ -32,7 +32,7 @@ def _plain(value: Any) -> Any:
 @dataclass(frozen=True)
 class Action:
     kind: ClassVar[str] = "action"
-    changes: tuple[FieldChange, ...] = ()
+    changes: tuple[FieldChange, ...] = field(default=(), kw_only=True)
 
     @property
     def changes_anything(self) -> bool:

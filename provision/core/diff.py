@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from provision.core.actions import Action, Create, FieldChange, NoOp, Replace, Update
@@ -30,7 +30,7 @@ class _Unknown:
 UNKNOWN: Any = _Unknown()
 
 
-class Compare(str, Enum):
+class Compare(StrEnum):
     EXACT = "exact"
     CASEFOLD = "casefold"
     SET = "set"
@@ -104,9 +104,10 @@ def values_equal(desired: Any, actual: Any, policy: FieldPolicy = DEFAULT_POLICY
 
 
 def field_changes(
-    desired: Mapping[str, Any], actual: Mapping[str, Any] | None, schema: Schema = {}
+    desired: Mapping[str, Any], actual: Mapping[str, Any] | None, schema: Schema | None = None
 ) -> list[tuple[FieldChange, FieldPolicy]]:
     """Every declared field whose desired value differs from the actual one."""
+    schema = schema or {}
     changes = []
     for path, want in flatten(desired).items():
         have = _lookup(actual, path) if actual is not None else None
@@ -116,15 +117,15 @@ def field_changes(
     return changes
 
 
-def diff(desired: Mapping[str, Any], actual: Mapping[str, Any] | None, schema: Schema = {}) -> Action:
+def diff(desired: Mapping[str, Any], actual: Mapping[str, Any] | None, schema: Schema | None = None) -> Action:
     """The action that turns `actual` into `desired` (None actual means the resource does not exist)."""
     changes = field_changes(desired, actual, schema)
     if actual is None:
-        return Create(tuple(change for change, _ in changes))
+        return Create(changes=tuple(change for change, _ in changes))
     if not changes:
         return NoOp("up to date")
     reasons = tuple(f"{change.path} cannot be changed in place" for change, policy in changes if policy.force_new)
     only = tuple(change for change, _ in changes)
     if reasons:
-        return Replace(only, reasons)
-    return Update(only)
+        return Replace(reasons, changes=only)
+    return Update(changes=only)

@@ -161,9 +161,7 @@ class Engine:
         Forward: a resource waits for its dependencies. Reverse (destroy): it waits for its dependants.
         A failure skips everything that waits on it and is reported once.
         """
-        waits_on = (
-            self._dependants() if reverse else {r.address: list(r.depends_on) for r in self.resources}
-        )
+        waits_on = self._dependants() if reverse else {r.address: list(r.depends_on) for r in self.resources}
         finished: dict[str, asyncio.Future[bool]] = {
             r.address: asyncio.get_running_loop().create_future() for r in self.resources
         }
@@ -213,8 +211,13 @@ class Engine:
         desired = resource.desired(ctx)
         if not resource.managed:
             if actual is None:
-                return Step(resource, NoOp("not managed by this plan"), None, desired,
-                            blocked=f"{resource.label} does not exist and the plan does not create it")
+                return Step(
+                    resource,
+                    NoOp("not managed by this plan"),
+                    None,
+                    desired,
+                    blocked=f"{resource.label} does not exist and the plan does not create it",
+                )
             return Step(resource, NoOp("not managed by this plan"), actual, desired)
         action = diff(desired, actual, resource.schema)
         step = Step(resource, action, actual, desired)
@@ -226,7 +229,7 @@ class Engine:
                 )
             elif isinstance(action, NoOp):
                 # adopting means writing our ownership marks even when nothing else differs
-                step.action = Update(())
+                step.action = Update()
         return step
 
     @staticmethod
@@ -302,13 +305,14 @@ class Engine:
 
         actual = step.actual
         if isinstance(action, Replace) and actual is not None:
-            await attempt(lambda: resource.delete(ctx, actual), "deleting", resource.timeouts.delete)
+            doomed = actual
+            await attempt(lambda: resource.delete(ctx, doomed), "deleting", resource.timeouts.delete)
             actual = None
         if actual is None:
             result = await attempt(lambda: resource.create(ctx, step.desired), "creating", resource.timeouts.create)
         else:
             current = actual
-            update = action if isinstance(action, Update) else Update(action.changes)
+            update = action if isinstance(action, Update) else Update(changes=action.changes)
             result = await attempt(
                 lambda: resource.update(ctx, step.desired, current, update), "updating", resource.timeouts.update
             )
@@ -330,8 +334,9 @@ class Engine:
             actual = await self._read(resource, outputs)
             if actual is None:
                 action: Action = NoOp("already absent")
-                outputs[resource.address] = resource.outputs(_MissingOutputs(resource.desired(
-                    self._context(resource, outputs))))
+                outputs[resource.address] = resource.outputs(
+                    _MissingOutputs(resource.desired(self._context(resource, outputs)))
+                )
             else:
                 outputs[resource.address] = resource.outputs(actual)
                 if not resource.managed:
@@ -354,9 +359,9 @@ class Engine:
 
         async def run(resource: Resource) -> None:
             step = planned[resource.address]
-            if not isinstance(step.action, Delete) or step.actual is None:
-                return
             actual = step.actual
+            if not isinstance(step.action, Delete) or actual is None:
+                return
             ctx = self._context(resource, plan.outputs, "delete")
             started = time.monotonic()
             self._emit(resource.address, Phase.STARTED, "delete")

@@ -110,7 +110,11 @@ def google_oidc(*, client_id: str, redirect_uri: str, authority: str = GOOGLE_AU
 
 
 def google_data_source(
-    *, source_name: str, friendly_name: str, store_name: str, base: str = GOOGLE_DICOMWEB_BASE,
+    *,
+    source_name: str,
+    friendly_name: str,
+    store_name: str,
+    base: str = GOOGLE_DICOMWEB_BASE,
     dataset_browser: bool = False,
 ) -> dict[str, Any]:
     extra: dict[str, Any] = {}
