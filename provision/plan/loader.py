@@ -1,0 +1,478 @@
+"""Load a plan file: YAML with positions, `${VAR}` interpolation, validation, located errors.
+
+Every failure becomes one `PlanError` whose message lists each problem on its own line as
+`FILE:LINE:COL KEY.PATH: message` (1-based line and column), followed by a one-line hint.
+
+How positions survive validation: ruamel.yaml's round-trip loader records the line and column of every key,
+value and sequence item. The document is converted to plain Python data while an index maps each key path
+(`("azure", "dicom", "cors", "origins", 1)`) to its positions. A pydantic error's `loc` is walked against the
+plain data to recover the key path (dropping union tags that pydantic inserts), then looked up in the index.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from provision.errors import PlanError
+from provision.plan.models import Plan
+
+__all__ = ["interpolate", "load_plan", "parse_plan", "plan_json_schema"]
+
+Key = str | int
+KeyPath = tuple[Key, ...]
+Position = tuple[int, int]  # 0-based line and column, as ruamel reports them
+
+GENERAL_HINT = "see docs/plan-format.md for every key; `provision schema` prints the JSON Schema of plan files"
+MAX_NODES = 100_000  # aliases can expand a small file into a huge document ("billion laughs")
+
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
+
+
+@dataclass(frozen=True)
+class _Problem:
+    position: Position
+    path: KeyPath
+    message: str
+    hint: str | None = None
+
+
+class _InterpolationError(ValueError):
+    def __init__(self, offset: int, token: str, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.offset, self.token, self.message, self.hint = offset, token, message, hint
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Replace `${VAR}` and `${VAR:-default}` in `text` with values from `env`; `$${` stands for `${`.
+
+    `${VAR:-default}` uses the default when VAR is unset or empty (as in a POSIX shell). The default is literal
+    text up to the first `}`. Raises ValueError for an unset variable without default or a malformed `${`.
+    """
+
+    out: list[str] = []
+    pos = 0
+    for match in _VAR.finditer(text):
+        out.append(text[pos : match.start()])
+        pos = match.end()
+        token = match.group(0)
+        name, default = match.group(1), match.group(2)
+        if token == "$${":
+            out.append("${")
+        elif name is None:
+            raise _InterpolationError(
+                match.start(),
+                token,
+                f"malformed '${{' in {text!r}: expected ${{NAME}} or ${{NAME:-default}}",
+                "variable names are letters, digits and '_'; write $${ for a literal '${'",
+            )
+        elif default is not None and "${" in default:
+            raise _InterpolationError(
+                match.start(),
+                token,
+                f"nested '${{' in the default of ${{{name}}} is not supported",
+                "a default is literal text up to the first '}'",
+            )
+        elif env.get(name):
+            out.append(env[name])
+        elif default is not None:
+            out.append(default)
+        elif name in env:
+            out.append("")
+        else:
+            raise _InterpolationError(
+                match.start(),
+                token,
+                f"${{{name}}} is not set and has no default",
+                f"set {name} in the environment, or give a default: ${{{name}:-value}}",
+            )
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# --- YAML -> plain data with positions ---------------------------------------------------------------------
+
+
+class _Converter:
+    """Turn a ruamel round-trip document into plain dict/list/scalars, recording positions and problems."""
+
+    def __init__(self, text: str, env: Mapping[str, str]) -> None:
+        self.lines = text.splitlines()
+        self.env = env
+        self.value_pos: dict[KeyPath, Position] = {}
+        self.key_pos: dict[KeyPath, Position] = {}
+        self.problems: list[_Problem] = []
+        self.nodes = 0
+
+    def convert(self, node: Any, path: KeyPath, pos: Position) -> Any:
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise PlanError(
+                f"the document expands to more than {MAX_NODES} values (aliases?)",
+                hint="plan files are small; check anchors (&) and aliases (*)",
+            )
+        self.value_pos.setdefault(path, pos)
+        if isinstance(node, dict):
+            return self._mapping(node, path, pos, node if isinstance(node, CommentedMap) else None)
+        if isinstance(node, list):
+            return self._sequence(node, path, pos, node if isinstance(node, CommentedSeq) else None)
+        return self._scalar(node, path, pos)
+
+    def _mapping(self, node: dict[Any, Any], path: KeyPath, pos: Position, cm: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            key_pos, value_pos = pos, pos
+            if cm is not None and key in cm.lc.data:  # merged (<<) keys have no position of their own
+                line, col, vline, vcol = cm.lc.data[key]
+                key_pos, value_pos = (line, col), (vline, vcol)
+            if not isinstance(key, str):
+                self.problems.append(
+                    _Problem(key_pos, path, f"key {key!r} must be a string", "quote the key: '" + str(key) + "'")
+                )
+                continue
+            child = (*path, key)
+            self.key_pos[child] = key_pos
+            out[key] = self.convert(value, child, value_pos)
+        return out
+
+    def _sequence(self, node: list[Any], path: KeyPath, pos: Position, cs: Any) -> list[Any]:
+        out = []
+        for i, item in enumerate(node):
+            item_pos = pos
+            if cs is not None and i in cs.lc.data:
+                line, col = cs.lc.data[i][:2]
+                item_pos = (line, col)
+            child = (*path, i)
+            self.key_pos[child] = item_pos
+            out.append(self.convert(item, child, item_pos))
+        return out
+
+    def _scalar(self, node: Any, path: KeyPath, pos: Position) -> Any:
+        from ruamel.yaml.comments import TaggedScalar
+        from ruamel.yaml.scalarbool import ScalarBoolean
+
+        if node is None or type(node) is bool:
+            return node
+        if isinstance(node, ScalarBoolean):
+            return bool(node)
+        if isinstance(node, str):
+            try:
+                return interpolate(str(node), self.env)
+            except _InterpolationError as exc:
+                self.problems.append(
+                    _Problem(self._refine(pos, exc.token, str(node), exc.offset), path, exc.message, exc.hint)
+                )
+                return str(node)
+        if isinstance(node, int):
+            return int(node)
+        if isinstance(node, float):
+            return float(node)
+        if isinstance(node, _dt.date):  # an unquoted 2024-01-01: keep the text the author meant
+            return node.isoformat()
+        what = f"tag {node.tag.value!r}" if isinstance(node, TaggedScalar) else type(node).__name__
+        self.problems.append(
+            _Problem(pos, path, f"unsupported YAML value ({what})", "remove the tag or quote the value")
+        )
+        return None
+
+    def _refine(self, pos: Position, token: str, text: str, offset: int) -> Position:
+        """Point at the `${` itself when the scalar sits on its line as written."""
+        line, col = pos
+        if line < len(self.lines) and text.count(token, 0, offset) == 0:
+            found = self.lines[line].find(token, col)
+            if found >= 0:
+                return line, found
+        return pos
+
+
+# --- errors ---------------------------------------------------------------------------------------------------
+
+
+def _show_path(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
+    return out
+
+
+def _show_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    return repr(value)
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[KeyPath, bool]:
+    """The key path in `data` that a pydantic `loc` designates, and whether it designates a mapping key."""
+    path: list[Key] = []
+    current: Any = data
+    for i, part in enumerate(loc):
+        if part == "[key]":
+            return tuple(path), True
+        if isinstance(current, dict) and isinstance(part, str):
+            if part in current:
+                path.append(part)
+                current = current[part]
+                continue
+            if i == len(loc) - 1:  # a missing key
+                path.append(part)
+                break
+            continue  # a union tag pydantic inserted
+        if isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            path.append(part)
+            current = current[part]
+            continue
+        if isinstance(part, str) and i == len(loc) - 1 and not isinstance(current, dict | list):
+            continue  # a union tag on a scalar
+    return tuple(path), False
+
+
+def _field_type(tp: Any, part: Key) -> Any:
+    """The declared type of child `part` inside a value of type `tp` (None when unknown)."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _field_type(typing.get_args(tp)[0], part)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            found = _field_type(arg, part)
+            if found is not None:
+                return found
+        return None
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        field = tp.model_fields.get(str(part))
+        return field.annotation if field else None
+    if origin is tuple and isinstance(part, int):
+        return typing.get_args(tp)[0]
+    if origin is dict and isinstance(part, str):
+        return typing.get_args(tp)[1]
+    return None
+
+
+def _model_keys(tp: Any) -> list[str]:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _model_keys(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return next((keys for arg in typing.get_args(tp) if (keys := _model_keys(arg))), [])
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return list(tp.model_fields)
+    return []
+
+
+def _allowed_keys(parent: KeyPath) -> list[str]:
+    tp: Any = Plan
+    for part in parent:
+        tp = _field_type(tp, part)
+        if tp is None:
+            return []
+    return _model_keys(tp)
+
+
+def _unknown_key_message(path: KeyPath) -> str:
+    key = str(path[-1])
+    allowed = _allowed_keys(path[:-1])
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key {key!r}; did you mean {close[0]!r}?"
+    if allowed:
+        return f"unknown key {key!r}; expected one of: {', '.join(allowed)}"
+    return f"unknown key {key!r}"
+
+
+_EXPECTED = {
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "dict_type": "a mapping",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+}
+
+
+def _message(error: Any, path: KeyPath) -> str:
+    kind, value, ctx = error["type"], error.get("input"), error.get("ctx") or {}
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return _unknown_key_message(path)
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected')}; got {_show_value(value)}"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}; got {_show_value(value)}"
+    if isinstance(value, dict | list):
+        return str(error["msg"])
+    return f"{error['msg']}; got {_show_value(value)}"
+
+
+class _Located:
+    """Turns key paths into positions using the converter's index."""
+
+    def __init__(self, converter: _Converter) -> None:
+        self.c = converter
+
+    def position(self, path: KeyPath, data: Any, *, key: bool) -> Position:
+        if path in self.c.value_pos:
+            container = isinstance(self._value_at(data, path), dict | list)
+            if (key or container) and path in self.c.key_pos:
+                return self.c.key_pos[path]
+            return self.c.value_pos[path]
+        for end in range(len(path) - 1, -1, -1):  # a missing key: point at its nearest existing parent
+            parent = path[:end]
+            if parent in self.c.key_pos:
+                return self.c.key_pos[parent]
+            if parent in self.c.value_pos:
+                return self.c.value_pos[parent]
+        return (0, 0)
+
+    @staticmethod
+    def _value_at(data: Any, path: KeyPath) -> Any:
+        for part in path:
+            data = data[part]
+        return data
+
+
+def _validation_problems(exc: ValidationError, data: Any, located: _Located) -> list[_Problem]:
+    problems: list[_Problem] = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        ctx = error.get("ctx") or {}
+        if error["type"] == "plan_rules":
+            for sub, message in ctx["problems"]:
+                path, _ = _data_path(data, loc + tuple(sub))
+                problems.append(_Problem(located.position(path, data, key=True), path, message))
+            continue
+        path, is_key = _data_path(data, loc)
+        key = is_key or error["type"] == "extra_forbidden"
+        problems.append(_Problem(located.position(path, data, key=key), path, _message(error, path)))
+    return problems
+
+
+def _raise(source: str, problems: list[_Problem]) -> typing.NoReturn:
+    unique = sorted(set(problems), key=lambda p: (p.position, _show_path(p.path), p.message))
+    lines = []
+    for p in unique:
+        where = f"{source}:{p.position[0] + 1}:{p.position[1] + 1}"
+        lines.append(f"{where} {_show_path(p.path)}: {p.message}" if p.path else f"{where} {p.message}")
+    hint = unique[0].hint or GENERAL_HINT  # the first problem's own advice is the most useful
+    raise PlanError("\n".join(lines), hint=hint)
+
+
+# --- entry points ------------------------------------------------------------------------------------------------
+
+
+def parse_plan(text: str, source: str | Path = "<plan>", env: Mapping[str, str] | None = None) -> Plan:
+    """Validate the YAML `text` of a plan; `source` names it in messages. See `load_plan`."""
+    name = str(source)
+    try:
+        return _parse(text, name, os.environ if env is None else env, source if isinstance(source, Path) else None)
+    except PlanError:
+        raise
+    except RecursionError:
+        raise PlanError(f"{name}: the document is nested too deeply", hint=GENERAL_HINT) from None
+    except Exception as exc:  # never let a traceback escape: this is a bug, but say where it happened
+        raise PlanError(
+            f"{name}: internal error while reading the plan: {type(exc).__name__}: {exc}",
+            hint="this is a bug in provision; please report it with the plan file",
+        ) from exc
+
+
+def _parse(text: str, name: str, env: Mapping[str, str], path: Path | None) -> Plan:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt")
+    try:
+        document = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        position = (mark.line, mark.column) if mark is not None else (0, 0)
+        problem = ", ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        if "duplicate key" in problem and exc.problem and exc.context_mark is not None:
+            first = exc.context_mark
+            problem = exc.problem.split(" with value")[0] + f" (first defined at line {first.line + 1})"
+        _raise(name, [_Problem(position, (), f"YAML: {problem}", _yaml_hint(problem))])
+    except YAMLError as exc:
+        _raise(name, [_Problem((0, 0), (), f"YAML: {exc}", GENERAL_HINT)])
+
+    if document is None:
+        _raise(name, [_Problem((0, 0), (), "the plan is empty; it needs at least 'version' and 'name'")])
+    converter = _Converter(text, env)
+    try:
+        data = converter.convert(document, (), (0, 0))
+    except PlanError as exc:
+        raise PlanError(f"{name}: {exc.message}", hint=exc.hint) from None
+    if converter.problems:
+        _raise(name, converter.problems)
+    if not isinstance(data, dict):
+        _raise(name, [_Problem((0, 0), (), f"a plan must be a mapping of keys; got {_show_value(data)}")])
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        _raise(name, _validation_problems(exc, data, _Located(converter)))
+    plan._source = path
+    return plan
+
+
+def _yaml_hint(problem: str) -> str:
+    if "duplicate key" in problem:
+        return "each key may appear once per mapping; remove or merge the repeated one"
+    if "\t" in problem or "'\\t'" in problem:
+        return "indent with spaces, not tabs"
+    if "another document" in problem:
+        return "a plan file holds one YAML document: remove the extra '---'"
+    return "check indentation and quoting near that position (quote values containing ': ', '#', '{' or '[')"
+
+
+def load_plan(path: str | Path, env: Mapping[str, str] | None = None) -> Plan:
+    """Read, interpolate and validate the plan file at `path`.
+
+    `${VAR}` and `${VAR:-default}` in string values are taken from `env` (default: `os.environ`); `$${` is a
+    literal `${`. Raises `PlanError` for any problem, listing each as `FILE:LINE:COL KEY.PATH: message`.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such plan file", hint="check the path; plan files are YAML") from None
+    except IsADirectoryError:
+        raise PlanError(f"{path}: is a directory, not a plan file", hint="pass a .yaml file") from None
+    except UnicodeDecodeError as exc:
+        raise PlanError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})", hint="save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read: {exc.strerror or exc}", hint="check the path and permissions") from None
+    return parse_plan(text, path, env)
+
+
+def plan_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of plan files, for editors and `provision schema`."""
+    schema = Plan.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
