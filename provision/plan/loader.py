@@ -366,7 +366,7 @@ def _validation_problems(exc: ValidationError, data: Any, located: _Located) -> 
         if error["type"] == "plan_rules":
             for sub, message in ctx["problems"]:
                 path, _ = _data_path(data, loc + tuple(sub))
-                problems.append(_Problem(located.position(path, data, key=True), path, message))
+                problems.append(_Problem(located.position(path, data, key=False), path, message))
             continue
         path, is_key = _data_path(data, loc)
         key = is_key or error["type"] == "extra_forbidden"
@@ -415,8 +415,7 @@ def _parse(text: str, name: str, env: Mapping[str, str], path: Path | None) -> P
         position = (mark.line, mark.column) if mark is not None else (0, 0)
         problem = ", ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
         if "duplicate key" in problem and exc.problem and exc.context_mark is not None:
-            first = exc.context_mark
-            problem = exc.problem.split(" with value")[0] + f" (first defined at line {first.line + 1})"
+            problem = exc.problem.split(" with value")[0] + _first_definition(text, exc.context_mark.line, position)
         _raise(name, [_Problem(position, (), f"YAML: {problem}", _yaml_hint(problem))])
     except YAMLError as exc:
         _raise(name, [_Problem((0, 0), (), f"YAML: {exc}", GENERAL_HINT)])
@@ -438,6 +437,21 @@ def _parse(text: str, name: str, env: Mapping[str, str], path: Path | None) -> P
         _raise(name, _validation_problems(exc, data, _Located(converter)))
     plan._source = path
     return plan
+
+
+def _first_definition(text: str, mapping_line: int, duplicate: Position) -> str:
+    """` (first at line N)` for a duplicate block-style key: the earlier line with the same key at its column."""
+    lines = text.splitlines()
+    line, col = duplicate
+    if line >= len(lines):
+        return ""
+    key = re.match(r"[^:\s][^:]*:", lines[line][col:])
+    if key is None:
+        return ""
+    for earlier in range(mapping_line, line):
+        if lines[earlier][col:].startswith(key.group(0)) and not lines[earlier][:col].strip(" -"):
+            return f" (first at line {earlier + 1})"
+    return ""
 
 
 def _yaml_hint(problem: str) -> str:
