@@ -127,7 +127,7 @@ class _Model(BaseModel):
         extra="forbid",
         frozen=True,
         coerce_numbers_to_str=True,  # `env: 42` or a label value `2` mean the string
-        use_attribute_docstrings=True,  # attribute docstrings become JSON Schema descriptions
+        defer_build=True,  # build validators on first use: importing the CLI stays fast
     )
 
 
@@ -141,13 +141,17 @@ def _duplicates(values: Iterable[Any]) -> set[Any]:
 class OhifSection(_Model):
     """The OHIF viewer that will use what the plan provisions."""
 
-    viewer_url: ViewerUrl | None = None
-    """Where OHIF is served (origin and optional path); https, or http on localhost/127.0.0.1.
-    Stored without a trailing '/'."""
-    data_source_name: DataSourceName = "dicomweb"
-    """`sourceName` of the OHIF data source (and `defaultDataSourceName`)."""
-    friendly_name: str = Field(default="DICOM server", min_length=1)
-    """Label of the data source in the viewer."""
+    viewer_url: ViewerUrl | None = Field(
+        default=None,
+        description="Where OHIF is served (origin and optional path); https, or http on localhost/127.0.0.1."
+        " Stored without a trailing '/'.",
+    )
+    data_source_name: DataSourceName = Field(
+        default="dicomweb", description="`sourceName` of the OHIF data source (and `defaultDataSourceName`)."
+    )
+    friendly_name: str = Field(
+        default="DICOM server", min_length=1, description="Label of the data source in the viewer."
+    )
 
     @property
     def viewer_origin(self) -> str | None:
@@ -166,31 +170,30 @@ class OhifSection(_Model):
 class AzureCloudEndpoints(_Model):
     """Endpoints of an Azure cloud (for a sovereign or private cloud, or the local sandbox)."""
 
-    login: HttpsUrl
-    """Entra ID authority host, e.g. https://login.microsoftonline.com."""
-    arm: HttpsUrl
-    """Azure Resource Manager, e.g. https://management.azure.com."""
-    graph: HttpsUrl
-    """Microsoft Graph, e.g. https://graph.microsoft.com."""
-    dicom_audience: HttpsUrl
-    """Audience (resource) of DICOM tokens, e.g. https://dicom.healthcareapis.azure.com."""
+    login: HttpsUrl = Field(description="Entra ID authority host, e.g. https://login.microsoftonline.com.")
+    arm: HttpsUrl = Field(description="Azure Resource Manager, e.g. https://management.azure.com.")
+    graph: HttpsUrl = Field(description="Microsoft Graph, e.g. https://graph.microsoft.com.")
+    dicom_audience: HttpsUrl = Field(
+        description="Audience (resource) of DICOM tokens, e.g. https://dicom.healthcareapis.azure.com."
+    )
 
 
-#: The named clouds. Public is confirmed; the US Government and China DICOM audiences are unverified.
+#: The named clouds (built without validation at import). Public is confirmed; the US Government and China
+#: DICOM audiences are unverified.
 AZURE_CLOUDS: dict[str, AzureCloudEndpoints] = {
-    "public": AzureCloudEndpoints(
+    "public": AzureCloudEndpoints.model_construct(
         login="https://login.microsoftonline.com",
         arm="https://management.azure.com",
         graph="https://graph.microsoft.com",
         dicom_audience="https://dicom.healthcareapis.azure.com",
     ),
-    "usgov": AzureCloudEndpoints(
+    "usgov": AzureCloudEndpoints.model_construct(
         login="https://login.microsoftonline.us",
         arm="https://management.usgovcloudapi.net",
         graph="https://graph.microsoft.us",
         dicom_audience="https://dicom.healthcareapis.azure.us",
     ),
-    "china": AzureCloudEndpoints(
+    "china": AzureCloudEndpoints.model_construct(
         login="https://login.chinacloudapi.cn",
         arm="https://management.chinacloudapi.cn",
         graph="https://microsoftgraph.chinacloudapi.cn",
@@ -205,28 +208,36 @@ AzureCloud = Annotated[
 
 
 class AzureResourceGroup(_Model):
-    name: ResourceGroupName
-    """Resource group name: 1-90 of letters, digits, `-_.()`, not ending with '.'."""
-    create: bool = True
-    """Create the group when missing (false: it must exist and is never deleted)."""
+    name: ResourceGroupName = Field(
+        description="Resource group name: 1-90 of letters, digits, `-_.()`, not ending with '.'."
+    )
+    create: bool = Field(
+        default=True, description="Create the group when missing (false: it must exist and is never deleted)."
+    )
 
 
 class AzureApp(_Model):
     """The Entra ID app registration the viewer signs users in with."""
 
-    unique_name: AppUniqueName
-    """Graph `uniqueName`: how the app is found again (idempotent create)."""
+    unique_name: AppUniqueName = Field(
+        description="Graph `uniqueName`: how the app is found again (idempotent create)."
+    )
     display_name: str = Field(min_length=1, max_length=256)
     sign_in_audience: Literal[
         "AzureADMyOrg", "AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"
     ] = "AzureADandPersonalMicrosoftAccount"
-    flow: Literal["spa", "implicit"] = "spa"
-    """spa: authorization code + PKCE (OHIF 3.9+); implicit: the legacy id_token token flow."""
-    redirect_uris: tuple[RedirectUri, ...] = ()
-    """Default: `[ohif.viewer_url + "/callback"]`; required when ohif.viewer_url is not set."""
+    flow: Literal["spa", "implicit"] = Field(
+        default="spa",
+        description="spa: authorization code + PKCE (OHIF 3.9+); implicit: the legacy id_token token flow.",
+    )
+    redirect_uris: tuple[RedirectUri, ...] = Field(
+        default=(), description='Default: `[ohif.viewer_url + "/callback"]`; required when ohif.viewer_url is not set.'
+    )
     logout_redirect_uri: RedirectUri | None = None
-    admin_consent: bool = True
-    """Grant tenant-wide consent for the DICOM scope so users never see "Need admin approval"."""
+    admin_consent: bool = Field(
+        default=True,
+        description='Grant tenant-wide consent for the DICOM scope so users never see "Need admin approval".',
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -241,15 +252,17 @@ class AzureApp(_Model):
 
 
 class AzureWorkspace(_Model):
-    name: WorkspaceName
-    """Health Data Services workspace: 3-24 lower-case letters or digits."""
+    name: WorkspaceName = Field(description="Health Data Services workspace: 3-24 lower-case letters or digits.")
 
 
 class AzureCors(_Model):
     """CORS of the DICOM service. Every field is optional: only declared fields are managed."""
 
-    origins: tuple[CorsOrigin, ...] | None = None
-    """Default: the origin of ohif.viewer_url when set. Each scheme://host[:port] (no path, no trailing '/') or '*'."""
+    origins: tuple[CorsOrigin, ...] | None = Field(
+        default=None,
+        description="Default: the origin of ohif.viewer_url when set."
+        " Each scheme://host[:port] (no path, no trailing '/') or '*'.",
+    )
     headers: tuple[Annotated[str, Field(min_length=1)], ...] | None = None
     methods: tuple[HttpMethod, ...] | None = None
     max_age: int | None = Field(default=None, ge=0, le=99999)
@@ -257,10 +270,10 @@ class AzureCors(_Model):
 
 
 class AzureDicom(_Model):
-    name: DicomServiceName
-    """DICOM service name: 3-24 of lower-case letters, digits and '-', not starting or ending with '-'."""
-    cors: AzureCors | None = None
-    """Omitted: CORS is not managed."""
+    name: DicomServiceName = Field(
+        description="DICOM service name: 3-24 of lower-case letters, digits and '-', not starting or ending with '-'."
+    )
+    cors: AzureCors | None = Field(default=None, description="Omitted: CORS is not managed.")
 
 
 _PRINCIPAL_KEYS = ("user", "group", "service_principal", "viewer_app")
@@ -273,16 +286,18 @@ class AzureAccess(_Model):
         json_schema_extra={"oneOf": [{"required": [key]} for key in _PRINCIPAL_KEYS]},
     )
 
-    user: Email | None = None
-    """A user by UPN or e-mail."""
-    group: Guid | None = None
-    """A group by object id."""
-    service_principal: Guid | None = None
-    """A service principal by object id."""
-    viewer_app: Literal[True] | None = None
-    """The viewer app's own service principal (requires azure.app)."""
-    role: str = Field(default="DICOM Data Owner", min_length=1, max_length=512)
-    """A built-in role name, e.g. "DICOM Data Owner" or "DICOM Data Reader"."""
+    user: Email | None = Field(default=None, description="A user by UPN or e-mail.")
+    group: Guid | None = Field(default=None, description="A group by object id.")
+    service_principal: Guid | None = Field(default=None, description="A service principal by object id.")
+    viewer_app: Literal[True] | None = Field(
+        default=None, description="The viewer app's own service principal (requires azure.app)."
+    )
+    role: str = Field(
+        default="DICOM Data Owner",
+        min_length=1,
+        max_length=512,
+        description='A built-in role name, e.g. "DICOM Data Owner" or "DICOM Data Reader".',
+    )
 
     @model_validator(mode="after")
     def _one_principal(self) -> Self:
@@ -310,19 +325,17 @@ class AzureAccess(_Model):
 class AzureSection(_Model):
     """Azure: an Entra ID app, a Health Data Services workspace and DICOM service, role assignments."""
 
-    cloud: AzureCloud = "public"
-    """public | usgov | china, or a mapping of endpoints {login, arm, graph, dicom_audience}."""
+    cloud: AzureCloud = Field(
+        default="public",
+        description="public | usgov | china, or a mapping of endpoints {login, arm, graph, dicom_audience}.",
+    )
     tenant_id: Guid | None = None
     subscription_id: Guid | None = None
-    location: AzureLocation
-    """Azure region, e.g. westeurope."""
-    resource_group: AzureResourceGroup | None = None
-    """Required when workspace is declared."""
+    location: AzureLocation = Field(description="Azure region, e.g. westeurope.")
+    resource_group: AzureResourceGroup | None = Field(default=None, description="Required when workspace is declared.")
     app: AzureApp | None = None
-    workspace: AzureWorkspace | None = None
-    """Required when dicom is declared."""
-    dicom: AzureDicom | None = None
-    """Required when access is declared."""
+    workspace: AzureWorkspace | None = Field(default=None, description="Required when dicom is declared.")
+    dicom: AzureDicom | None = Field(default=None, description="Required when access is declared.")
     access: tuple[AzureAccess, ...] = ()
     tags: Annotated[
         dict[AzureTagKey, AzureTagValue],
@@ -367,8 +380,9 @@ class AzureSection(_Model):
 
 class GcpDataset(_Model):
     id: GcpId
-    create: bool = True
-    """Create the dataset when missing (false: it must exist and is never deleted)."""
+    create: bool = Field(
+        default=True, description="Create the dataset when missing (false: it must exist and is never deleted)."
+    )
 
 
 class GcpNotification(_Model):
@@ -401,19 +415,22 @@ class GcpDicomStore(_Model):
 class GcpAccess(_Model):
     """One IAM binding on the dataset (or on one store)."""
 
-    role: GcpRole
-    """viewer | editor (roles/healthcare.dicomViewer / dicomEditor) or a full role name; stored as the full name."""
+    role: GcpRole = Field(
+        description="viewer | editor (roles/healthcare.dicomViewer / dicomEditor) or a full role name;"
+        " stored as the full name."
+    )
     members: Annotated[
         tuple[GcpMember, ...],
         WithJsonSchema({"type": "array", "minItems": 1, "items": {"type": "string", "pattern": v.GCP_MEMBER_RE}}),
     ]
     """user:EMAIL, group:EMAIL, serviceAccount:EMAIL or domain:DOMAIN."""
-    store: GcpId | None = None
-    """A store id from dicom_stores; omitted: the binding is on the dataset."""
-    mode: Literal["additive", "authoritative"] = "additive"
-    """authoritative: this role's member list becomes exactly `members`."""
-    state: Literal["present", "absent"] = "present"
-    """absent: revoke these members."""
+    store: GcpId | None = Field(
+        default=None, description="A store id from dicom_stores; omitted: the binding is on the dataset."
+    )
+    mode: Literal["additive", "authoritative"] = Field(
+        default="additive", description="authoritative: this role's member list becomes exactly `members`."
+    )
+    state: Literal["present", "absent"] = Field(default="present", description="absent: revoke these members.")
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -437,10 +454,13 @@ class GcpSection(_Model):
     dataset: GcpDataset
     dicom_stores: tuple[GcpDicomStore, ...] = ()
     access: tuple[GcpAccess, ...] = ()
-    oauth_client_id: GoogleOauthClientId | None = None
-    """The viewer's OAuth client (created by hand in the console; no public API creates one)."""
-    dataset_browser: bool = False
-    """Let OHIF browse projects/datasets/stores (configurationAPI)."""
+    oauth_client_id: GoogleOauthClientId | None = Field(
+        default=None,
+        description="The viewer's OAuth client (created by hand in the console; no public API creates one).",
+    )
+    dataset_browser: bool = Field(
+        default=False, description="Let OHIF browse projects/datasets/stores (configurationAPI)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -496,12 +516,11 @@ class Plan(_Model):
 
     model_config = ConfigDict(title="provision plan")
 
-    version: Literal[1]
-    """Plan format version; only 1."""
-    name: PlanName
-    """The plan's identity, recorded in ownership tags."""
-    env: EnvName = "default"
-    """Environment name (e.g. "pr-${PR_NUMBER}"), recorded in ownership tags."""
+    version: Literal[1] = Field(description="Plan format version; only 1.")
+    name: PlanName = Field(description="The plan's identity, recorded in ownership tags.")
+    env: EnvName = Field(
+        default="default", description='Environment name (e.g. "pr-${PR_NUMBER}"), recorded in ownership tags.'
+    )
     ohif: OhifSection = OhifSection()
     azure: AzureSection | None = None
     gcp: GcpSection | None = None
