@@ -111,6 +111,7 @@ class _Converter:
         self.env = env
         self.value_pos: dict[KeyPath, Position] = {}
         self.key_pos: dict[KeyPath, Position] = {}
+        self.containers: set[KeyPath] = set()
         self.problems: list[_Problem] = []
         self.nodes = 0
 
@@ -125,10 +126,27 @@ class _Converter:
             )
         self.value_pos.setdefault(path, pos)
         if isinstance(node, dict):
+            self.containers.add(path)
             return self._mapping(node, path, pos, node if isinstance(node, CommentedMap) else None)
         if isinstance(node, list):
+            self.containers.add(path)
             return self._sequence(node, path, pos, node if isinstance(node, CommentedSeq) else None)
         return self._scalar(node, path, pos)
+
+    def position(self, path: KeyPath, *, key: bool) -> Position:
+        """Where to point for a problem at `path`: the key (for key problems and lists/mappings) or the value;
+        for a missing key, the key of the nearest parent that exists."""
+        if path in self.value_pos:
+            if (key or path in self.containers) and path in self.key_pos:
+                return self.key_pos[path]
+            return self.value_pos[path]
+        for end in range(len(path) - 1, -1, -1):
+            parent = path[:end]
+            if parent in self.key_pos:
+                return self.key_pos[parent]
+            if parent in self.value_pos:
+                return self.value_pos[parent]
+        return (0, 0)
 
     def _mapping(self, node: dict[Any, Any], path: KeyPath, pos: Position, cm: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -241,9 +259,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[KeyPath, bool]:
         if isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
             path.append(part)
             current = current[part]
-            continue
-        if isinstance(part, str) and i == len(loc) - 1 and not isinstance(current, dict | list):
-            continue  # a union tag on a scalar
+        # anything else is a union tag on a scalar (e.g. azure.cloud's 'name')
     return tuple(path), False
 
 
@@ -331,34 +347,7 @@ def _message(error: Any, path: KeyPath) -> str:
     return f"{error['msg']}; got {_show_value(value)}"
 
 
-class _Located:
-    """Turns key paths into positions using the converter's index."""
-
-    def __init__(self, converter: _Converter) -> None:
-        self.c = converter
-
-    def position(self, path: KeyPath, data: Any, *, key: bool) -> Position:
-        if path in self.c.value_pos:
-            container = isinstance(self._value_at(data, path), dict | list)
-            if (key or container) and path in self.c.key_pos:
-                return self.c.key_pos[path]
-            return self.c.value_pos[path]
-        for end in range(len(path) - 1, -1, -1):  # a missing key: point at its nearest existing parent
-            parent = path[:end]
-            if parent in self.c.key_pos:
-                return self.c.key_pos[parent]
-            if parent in self.c.value_pos:
-                return self.c.value_pos[parent]
-        return (0, 0)
-
-    @staticmethod
-    def _value_at(data: Any, path: KeyPath) -> Any:
-        for part in path:
-            data = data[part]
-        return data
-
-
-def _validation_problems(exc: ValidationError, data: Any, located: _Located) -> list[_Problem]:
+def _validation_problems(exc: ValidationError, data: Any, index: _Converter) -> list[_Problem]:
     problems: list[_Problem] = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
@@ -366,11 +355,11 @@ def _validation_problems(exc: ValidationError, data: Any, located: _Located) -> 
         if error["type"] == "plan_rules":
             for sub, message in ctx["problems"]:
                 path, _ = _data_path(data, loc + tuple(sub))
-                problems.append(_Problem(located.position(path, data, key=False), path, message))
+                problems.append(_Problem(index.position(path, key=False), path, message))
             continue
         path, is_key = _data_path(data, loc)
         key = is_key or error["type"] == "extra_forbidden"
-        problems.append(_Problem(located.position(path, data, key=key), path, _message(error, path)))
+        problems.append(_Problem(index.position(path, key=key), path, _message(error, path)))
     return problems
 
 
@@ -434,7 +423,7 @@ def _parse(text: str, name: str, env: Mapping[str, str], path: Path | None) -> P
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
-        _raise(name, _validation_problems(exc, data, _Located(converter)))
+        _raise(name, _validation_problems(exc, data, converter))
     plan._source = path
     return plan
 

@@ -521,7 +521,7 @@ class Plan(_Model):
     env: EnvName = Field(
         default="default", description='Environment name (e.g. "pr-${PR_NUMBER}"), recorded in ownership tags.'
     )
-    ohif: OhifSection = OhifSection()
+    ohif: OhifSection = Field(default_factory=lambda: OhifSection())
     azure: AzureSection | None = None
     gcp: GcpSection | None = None
 
