@@ -1,0 +1,31 @@
+# Two entry points, each does its own set-up on a fresh machine:
+#   make demo   runs the main job (Azure DICOM + OHIF) against the embedded sandbox, no cloud account needed
+#   make test   lint, type-check and run every test (this is what .ci/run calls)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/provision: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(BIN)/provision
+	$(BIN)/provision azure apply playbooks/azure-ohif.yaml --sandbox --auto-approve
+	$(BIN)/provision azure plan playbooks/azure-ohif.yaml --sandbox --detailed-exitcode
+
+lint: $(BIN)/provision
+	$(BIN)/ruff check provision tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(BIN)/provision
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .provision provision-out .pytest_cache .mypy_cache .ruff_cache

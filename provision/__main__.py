@@ -1,0 +1,3 @@
+from provision.cli.main import run
+
+run()

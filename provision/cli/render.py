@@ -1,0 +1,139 @@
+"""Rendering of plans and engine events: rich for people, JSON for machines."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from provision.core import Event, Phase, Plan, Step
+from provision.core.diff import UNKNOWN
+
+SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "replace": ("-/+", "red"),
+           "delete": ("-", "red"), "no-op": ("=", "dim")}
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def _value(value: Any) -> str:
+    if value is UNKNOWN:
+        return "(known after apply)"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+def summary(plan: Plan, *, destroy: bool = False) -> str:
+    counts = plan.counts()
+    if destroy:
+        return f"Destroy: {counts.get('delete', 0)} to delete, {counts.get('no-op', 0)} left alone."
+    return (
+        f"Plan: {counts.get('create', 0)} to create, {counts.get('update', 0)} to update, "
+        f"{counts.get('replace', 0)} to replace, {counts.get('no-op', 0)} unchanged."
+    )
+
+
+def _step_lines(step: Step) -> Text:
+    symbol, style = SYMBOLS[step.action.kind]
+    text = Text()
+    text.append(f"  {symbol:>3} ", style=style)
+    text.append(step.resource.label, style="bold")
+    reason = getattr(step.action, "reason", "")
+    text.append(f"  {step.action.kind}" + (f" ({reason})" if reason else ""), style=style)
+    for reason_line in getattr(step.action, "reasons", ()):
+        text.append(f"\n        # {reason_line}", style="red")
+    for change in step.action.changes:
+        if step.action.kind == "create":
+            text.append(f"\n        {change.path} = {_value(change.after)}")
+        else:
+            text.append(f"\n        {change.path}: {_value(change.before)} -> {_value(change.after)}")
+    if step.blocked:
+        text.append(f"\n        ! {step.blocked}", style="bold red")
+    return text
+
+
+def print_plan(plan: Plan, *, title: str, destroy: bool = False) -> None:
+    console.print(title, style="bold")
+    if not plan.steps:
+        console.print("  (the plan declares no resources)")
+    for step in plan.steps:
+        console.print(_step_lines(step))
+    console.print()
+    if not plan.has_changes and not plan.blocked:
+        console.print("No changes. The live state matches the plan." if not destroy else "Nothing to destroy.")
+    else:
+        console.print(summary(plan, destroy=destroy), style="bold")
+
+
+def plan_document(plan: Plan, *, source: str, destroy: bool = False) -> dict[str, Any]:
+    return {
+        "plan": source,
+        "changes": plan.has_changes,
+        "summary": plan.counts(),
+        "blocked": [step.blocked for step in plan.blocked],
+        "steps": [step.as_dict() for step in plan.steps],
+        "destroy": destroy,
+    }
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+class Progress:
+    """Shows each step's state; on a terminal a live table, otherwise one line per event (CI logs)."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.rows: dict[str, tuple[str, str, float, str]] = {}
+        self.live: Live | None = None
+        self.interactive = enabled and err_console.is_terminal
+
+    def __enter__(self) -> Progress:
+        if self.interactive:
+            self.live = Live(self._table(), console=err_console, refresh_per_second=4, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.__exit__(None, None, None)
+
+    def __call__(self, event: Event) -> None:
+        if not self.enabled or event.phase is Phase.READ:
+            return
+        began = self.rows.get(event.address, ("", "", time.monotonic(), ""))[2]
+        if event.phase is Phase.STARTED:
+            began = time.monotonic()
+        self.rows[event.address] = (event.phase.value, event.action, began, event.message)
+        if self.live is not None:
+            self.live.update(self._table())
+        elif event.phase is not Phase.DONE or event.action != "no-op":
+            clock = time.monotonic() - self.started
+            detail = f" {event.message}" if event.message else ""
+            waited = f" ({event.elapsed:.1f}s)" if event.elapsed >= 1 else ""
+            err_console.print(f"[{clock:6.1f}s] {event.address}: {event.action} {event.phase.value}{waited}{detail}")
+
+    def _table(self) -> Table:
+        table = Table(show_header=True, header_style="bold", box=None)
+        for column in ("resource", "action", "state", "elapsed", "detail"):
+            table.add_column(column)
+        now = time.monotonic()
+        for address, (phase, action, began, message) in self.rows.items():
+            running = phase in ("started", "progress", "retry")
+            elapsed = f"{now - began:.0f}s" if running else ""
+            style = {"failed": "red", "done": "green", "skipped": "yellow"}.get(phase, "")
+            table.add_row(address, action, Text(phase, style=style), elapsed, message)
+        return table

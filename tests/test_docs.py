@@ -1,0 +1,37 @@
+"""Every command has help text and is documented in the README (as sqlite-utils does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+import typer
+
+from provision.cli.main import app
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def _commands(group: click.Group, prefix: str = "provision") -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        path = f"{prefix} {name}"
+        found.append((path, command))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, path))
+    return found
+
+
+COMMANDS = _commands(typer.main.get_command(app))  # type: ignore[arg-type]
+
+
+def test_found_commands() -> None:
+    names = {path for path, _ in COMMANDS}
+    assert {"provision azure apply", "provision gcp roles", "provision sandbox serve", "provision schema"} <= names
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[p for p, _ in COMMANDS])
+def test_command_has_help_and_is_in_readme(path: str, command: click.Command) -> None:
+    assert (command.help or "").strip(), f"{path} has no help text"
+    assert f"`{path}" in README, f"{path} is not mentioned in README.md"
