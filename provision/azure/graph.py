@@ -1,0 +1,301 @@
+"""The Microsoft Graph calls the resources make, through msgraph-sdk (async, httpx).
+
+Methods return Graph's JSON shape (camelCase dicts, what the normalisers take), None for a 404 on read, and raise
+the tool's errors. The SDK's retry handler is off: the engine retries whole operations, re-reading first, so a
+POST is never blindly repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
+from kiota_http.middleware.options import RetryHandlerOption
+from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
+from msgraph import GraphServiceClient
+from msgraph.generated.models.application import Application
+from msgraph.generated.models.implicit_grant_settings import ImplicitGrantSettings
+from msgraph.generated.models.o_auth2_permission_grant import OAuth2PermissionGrant
+from msgraph.generated.models.required_resource_access import RequiredResourceAccess
+from msgraph.generated.models.resource_access import ResourceAccess
+from msgraph.generated.models.service_principal import ServicePrincipal
+from msgraph.generated.models.spa_application import SpaApplication
+from msgraph.generated.models.web_application import WebApplication
+from msgraph.generated.oauth2_permission_grants.oauth2_permission_grants_request_builder import (
+    Oauth2PermissionGrantsRequestBuilder,
+)
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph_core import GraphClientFactory
+
+from provision.azure.clouds import Cloud
+from provision.azure.errors import classify, connection_failed
+from provision.errors import ProvisionError
+
+T = TypeVar("T")
+Body = dict[str, Any]
+
+#: Graph's codes for "no such object"
+NOT_FOUND_CODES = frozenset({"Request_ResourceNotFound", "ResourceNotFound", "itemNotFound"})
+
+
+def to_json(model: Any) -> Body:
+    """A msgraph model as Graph's JSON object (the wire shape the normalisers take)."""
+    writer = JsonSerializationWriter()
+    writer.write_object_value(None, model)
+    body = json.loads(writer.get_serialized_content() or b"{}")
+    return body if isinstance(body, dict) else {}
+
+
+def _error_parts(error: APIError) -> tuple[str | None, str]:
+    main = getattr(error, "error", None)
+    code = getattr(main, "code", None)
+    message = getattr(main, "message", None) or error.message
+    return code, str(message or "")
+
+
+#: decides, from Graph's code and message, that an error of one call means "not yet" (replication delay)
+NotYet = Callable[[str | None, str], bool]
+
+
+def _never(_code: str | None, _message: str) -> bool:
+    return False
+
+
+def translate(error: APIError | httpx.TransportError, what: str, not_yet: NotYet = _never) -> ProvisionError:
+    if isinstance(error, httpx.TransportError):
+        return connection_failed(what, error)
+    code, message = _error_parts(error)
+    return classify(
+        what,
+        status=error.response_status_code,
+        code=code,
+        message=message,
+        headers=dict(error.response_headers or {}),
+        temporary_codes=(code,) if code and not_yet(code, message) else (),
+    )
+
+
+@contextmanager
+def graph_errors(what: str, not_yet: NotYet = _never) -> Iterator[None]:
+    try:
+        yield
+    except (APIError, httpx.TransportError) as error:
+        raise translate(error, what, not_yet) from error
+
+
+def _mentions(*ids: str) -> NotYet:
+    """A 400/404 that names an object this run just created is a replication delay, not a mistake."""
+
+    def check(code: str | None, message: str) -> bool:
+        return code in ("Request_BadRequest", "Request_ResourceNotFound") and any(i in message for i in ids if i)
+
+    return check
+
+
+def _not_found(error: APIError) -> bool:
+    code, _ = _error_parts(error)
+    return error.response_status_code == 404 or code in NOT_FOUND_CODES
+
+
+async def read_or_none(what: str, call: Callable[[], Awaitable[T | None]]) -> T | None:
+    with graph_errors(what):
+        try:
+            return await call()
+        except APIError as error:
+            if _not_found(error):
+                return None
+            raise
+
+
+def _filter(builder: Any, expression: str) -> RequestConfiguration[Any]:
+    return RequestConfiguration(query_parameters=builder(filter=expression))
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def application_model(spec: Mapping[str, Any]) -> Application:
+    """An Application carrying the managed fields of `spec` (keys as `provision.azure.normalise.application`)."""
+    app = Application(
+        display_name=spec["display_name"],
+        sign_in_audience=spec["sign_in_audience"],
+        spa=SpaApplication(redirect_uris=list(spec["spa_redirect_uris"])),
+        web=WebApplication(
+            redirect_uris=list(spec["web_redirect_uris"]),
+            implicit_grant_settings=ImplicitGrantSettings(
+                enable_id_token_issuance=spec["id_token_issuance"],
+                enable_access_token_issuance=spec["access_token_issuance"],
+            ),
+        ),
+        tags=list(spec.get("tags") or []),
+        notes=spec.get("notes"),
+    )
+    if spec.get("logout_url"):
+        app.web.logout_url = spec["logout_url"]  # type: ignore[union-attr]
+    grouped: dict[str, list[ResourceAccess]] = {}
+    for entry in spec.get("permissions") or []:
+        resource_app_id, permission_id, kind = entry.split("/")
+        grouped.setdefault(resource_app_id, []).append(
+            ResourceAccess(id=UUID(permission_id), type="Scope" if kind.lower() == "scope" else "Role")
+        )
+    app.required_resource_access = [
+        RequiredResourceAccess(resource_app_id=resource_app_id, resource_access=accesses)
+        for resource_app_id, accesses in grouped.items()
+    ]
+    return app
+
+
+class GraphApi:
+    """Graph v1.0 calls. The client sends tokens only to the cloud's Graph host."""
+
+    def __init__(self, *, credential: Any, cloud: Cloud, context: ssl.SSLContext) -> None:
+        http = httpx.AsyncClient(
+            base_url=cloud.graph_api,
+            verify=context,
+            timeout=httpx.Timeout(100, connect=30),
+            http2=True,
+        )
+        http = GraphClientFactory.create_with_default_middleware(
+            client=http,
+            options={RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0, should_retry=False)},
+        )
+        self._http = http
+        auth = AzureIdentityAuthenticationProvider(
+            credential, scopes=[cloud.graph_scope], allowed_hosts=[cloud.graph_host]
+        )
+        adapter = GraphRequestAdapter(auth, http)
+        adapter.base_url = cloud.graph_api
+        self._client = GraphServiceClient(request_adapter=adapter)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    # -- applications ---------------------------------------------------------------------------------------
+
+    async def get_application(self, unique_name: str) -> Body | None:
+        app = await read_or_none(
+            f"reading app {unique_name}", lambda: self._client.applications_with_unique_name(unique_name).get()
+        )
+        return None if app is None else to_json(app)
+
+    async def upsert_application(self, unique_name: str, spec: Mapping[str, Any]) -> Body | None:
+        """`PATCH /applications(uniqueName=...)` with `Prefer: create-if-missing`: never a duplicate.
+
+        Returns the created app (201), or None when an existing app was updated (204, no body).
+        """
+        config: RequestConfiguration[Any] = RequestConfiguration()
+        config.headers.add("Prefer", "create-if-missing")
+        with graph_errors(f"writing app {unique_name}"):
+            app = await self._client.applications_with_unique_name(unique_name).patch(
+                application_model(spec), request_configuration=config
+            )
+        return None if app is None else to_json(app)
+
+    async def delete_application(self, unique_name: str) -> None:
+        with graph_errors(f"deleting app {unique_name}"):
+            try:
+                await self._client.applications_with_unique_name(unique_name).delete()
+            except APIError as error:
+                if not _not_found(error):
+                    raise
+
+    # -- service principals ---------------------------------------------------------------------------------
+
+    async def get_service_principal_by_app_id(self, app_id: str) -> Body | None:
+        principal = await read_or_none(
+            f"reading the service principal of app {app_id}",
+            lambda: self._client.service_principals_with_app_id(app_id).get(),
+        )
+        return None if principal is None else to_json(principal)
+
+    async def get_service_principal(self, object_id: str) -> Body | None:
+        principal = await read_or_none(
+            f"reading service principal {object_id}",
+            lambda: self._client.service_principals.by_service_principal_id(object_id).get(),
+        )
+        return None if principal is None else to_json(principal)
+
+    async def create_service_principal(
+        self, app_id: str, *, tags: list[str] | None = None, notes: str | None = None
+    ) -> Body:
+        # a just-created app may not be visible to the service principal endpoint yet
+        with graph_errors(f"creating the service principal of app {app_id}", _mentions(app_id)):
+            principal = await self._client.service_principals.post(
+                ServicePrincipal(app_id=app_id, tags=tags, notes=notes)
+            )
+        return {} if principal is None else to_json(principal)
+
+    async def update_service_principal_tags(self, object_id: str, tags: list[str]) -> None:
+        with graph_errors(f"updating the tags of service principal {object_id}"):
+            await self._client.service_principals.by_service_principal_id(object_id).patch(ServicePrincipal(tags=tags))
+
+    async def delete_service_principal(self, object_id: str) -> None:
+        with graph_errors(f"deleting service principal {object_id}"):
+            try:
+                await self._client.service_principals.by_service_principal_id(object_id).delete()
+            except APIError as error:
+                if not _not_found(error):
+                    raise
+
+    # -- delegated permission grants (admin consent) --------------------------------------------------------
+
+    async def list_grants(self, client_id: str) -> list[Body]:
+        query = Oauth2PermissionGrantsRequestBuilder.Oauth2PermissionGrantsRequestBuilderGetQueryParameters
+        with graph_errors(f"reading the permission grants of {client_id}"):
+            page = await self._client.oauth2_permission_grants.get(
+                _filter(query, f"clientId eq '{_quote(client_id)}'")
+            )
+        return [to_json(grant) for grant in (page.value if page and page.value else [])]
+
+    async def create_grant(self, *, client_id: str, resource_id: str, scope: str) -> Body:
+        # right after the client's service principal was created, Graph may not know it yet
+        with graph_errors(f"granting admin consent to {client_id}", _mentions(client_id, resource_id)):
+            grant = await self._client.oauth2_permission_grants.post(
+                OAuth2PermissionGrant(
+                    client_id=client_id, consent_type="AllPrincipals", resource_id=resource_id, scope=scope
+                )
+            )
+        return {} if grant is None else to_json(grant)
+
+    async def update_grant(self, grant_id: str, scope: str) -> None:
+        with graph_errors(f"updating permission grant {grant_id}"):
+            await self._client.oauth2_permission_grants.by_o_auth2_permission_grant_id(grant_id).patch(
+                OAuth2PermissionGrant(scope=scope)
+            )
+
+    async def delete_grant(self, grant_id: str) -> None:
+        with graph_errors(f"deleting permission grant {grant_id}"):
+            try:
+                await self._client.oauth2_permission_grants.by_o_auth2_permission_grant_id(grant_id).delete()
+            except APIError as error:
+                if not _not_found(error):
+                    raise
+
+    # -- directory lookups ----------------------------------------------------------------------------------
+
+    async def get_user(self, key: str) -> Body | None:
+        """A user by object id or userPrincipalName."""
+        user = await read_or_none(f"looking up user {key}", lambda: self._client.users.by_user_id(key).get())
+        return None if user is None else to_json(user)
+
+    async def find_users_by_mail(self, mail: str) -> list[Body]:
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters
+        with graph_errors(f"looking up user {mail} by e-mail"):
+            page = await self._client.users.get(_filter(query, f"mail eq '{_quote(mail)}'"))
+        return [to_json(user) for user in (page.value if page and page.value else [])]
+
+    async def get_group(self, object_id: str) -> Body | None:
+        group = await read_or_none(
+            f"looking up group {object_id}", lambda: self._client.groups.by_group_id(object_id).get()
+        )
+        return None if group is None else to_json(group)

@@ -1,0 +1,121 @@
+"""The Azure target's resources and how a plan's `azure:` section becomes a graph of them.
+
+Two branches meet only at the role assignments: the app registration (DICOM API principal -> app -> app
+principal -> consent) and the ARM branch (resource group -> workspace -> DICOM service). Lookups of users,
+groups and roles start at once; each assignment waits only for its scope, its principal and its role.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provision.azure.resources.access import RoleAssignment, RoleDefinition
+from provision.azure.resources.arm import DicomService, ResourceGroup, Workspace, declared_cors
+from provision.azure.resources.base import Azure, AzureResource
+from provision.azure.resources.entra import (
+    AdminConsent,
+    Application,
+    AppPrincipal,
+    DicomApiPrincipal,
+    GroupPrincipal,
+    ServicePrincipalRef,
+    UserPrincipal,
+)
+from provision.core import Resource
+
+
+def build_resources(section: Any, azure: Azure) -> list[Resource]:
+    """The resources of a plan's `azure:` section (`provision.plan.models.AzureSection`). Pure: no I/O."""
+    resources: list[AzureResource] = []
+    dicom: DicomService | None = None
+    principal: AppPrincipal | None = None
+    if section.app is not None:
+        app = section.app
+        api = DicomApiPrincipal(azure)
+        registration = Application(azure, app, dicom_api_address=api.address)
+        principal = AppPrincipal(azure, app.unique_name, app_address=registration.address)
+        resources += [api, registration, principal]
+        if app.admin_consent:
+            resources.append(
+                AdminConsent(
+                    azure, app.unique_name, principal_address=principal.address, dicom_api_address=api.address
+                )
+            )
+    if section.resource_group is not None:
+        group = ResourceGroup(azure, section.resource_group.name, create=section.resource_group.create)
+        resources.append(group)
+        if section.workspace is not None:
+            workspace = Workspace(
+                azure, section.workspace.name, resource_group=group.name, group_address=group.address
+            )
+            resources.append(workspace)
+            if section.dicom is not None:
+                dicom = DicomService(
+                    azure,
+                    section.dicom.name,
+                    resource_group=group.name,
+                    workspace=workspace.name,
+                    workspace_address=workspace.address,
+                    cors=declared_cors(section.dicom.cors),
+                )
+                resources.append(dicom)
+    if section.access:
+        if dicom is None:  # pragma: no cover - the plan models refuse access without dicom
+            raise ValueError("azure.access needs azure.dicom")
+        resources += _access(section.access, azure, dicom, principal)
+    return list(resources)
+
+
+def _access(entries: Any, azure: Azure, dicom: DicomService, app_principal: AppPrincipal | None) -> list[AzureResource]:
+    lookups: dict[str, AzureResource] = {}
+    assignments: list[AzureResource] = []
+
+    def lookup(resource: AzureResource) -> AzureResource:
+        return lookups.setdefault(resource.address.casefold(), resource)
+
+    for entry in entries:
+        kind = entry.principal_kind
+        target: AzureResource
+        if kind == "viewer_app":
+            if app_principal is None:  # pragma: no cover - the plan models refuse viewer_app without app
+                raise ValueError("viewer_app access needs azure.app")
+            target, label = app_principal, "the viewer app"
+        elif kind == "user":
+            target, label = lookup(UserPrincipal(azure, entry.user)), f"user {entry.user}"
+        elif kind == "group":
+            target, label = lookup(GroupPrincipal(azure, entry.group)), f"group {entry.group}"
+        else:
+            target = lookup(ServicePrincipalRef(azure, entry.service_principal))
+            label = f"service principal {entry.service_principal}"
+        role = lookup(RoleDefinition(azure, entry.role))
+        key = "viewer-app" if kind == "viewer_app" else entry.principal
+        assignments.append(
+            RoleAssignment(
+                azure,
+                f"{key}:{entry.role}",
+                principal_label=label,
+                scope_address=dicom.address,
+                principal_address=target.address,
+                role_address=role.address,
+            )
+        )
+    return [*lookups.values(), *assignments]
+
+
+__all__ = [
+    "AdminConsent",
+    "AppPrincipal",
+    "Application",
+    "Azure",
+    "AzureResource",
+    "DicomApiPrincipal",
+    "DicomService",
+    "GroupPrincipal",
+    "ResourceGroup",
+    "RoleAssignment",
+    "RoleDefinition",
+    "ServicePrincipalRef",
+    "UserPrincipal",
+    "Workspace",
+    "build_resources",
+]

@@ -1,0 +1,162 @@
+"""Access to the DICOM service: role definitions looked up by name, role assignments named deterministically."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from provision.azure import normalise
+from provision.azure.errors import AzureCloudError, AzureTemporaryError
+from provision.azure.ownership import assignment_name
+from provision.azure.resources.base import Azure, AzureResource, known, outputs_of
+from provision.azure.waiting import wait_gone
+from provision.core import Compare, Context, FieldPolicy, TemporaryError, Timeouts, Update
+
+
+class RoleDefinition(AzureResource):
+    """A role by name ("DICOM Data Owner"), resolved with `$filter=roleName eq '...'` at the subscription."""
+
+    kind = "azure.role_definition"
+    managed = False
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        arm = self.azure.arm
+        for body in await arm.find_role_definitions(arm.subscription_scope, self.name):
+            role = normalise.role_definition(body)
+            if (role["role_name"] or "").casefold() == self.name.casefold():
+                return role
+        return None
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        return outputs_of(actual, "id", "guid")
+
+
+_GUID = FieldPolicy(compare=Compare.CASEFOLD, force_new=True)
+
+
+class RoleAssignment(AzureResource):
+    """One role for one principal at the DICOM service's scope.
+
+    Named `uuid5(scope, principal, role)`, so a retry or a second run finds the same assignment. The same grant
+    made by someone else under another name is found by listing the principal's assignments. Assignments take no
+    tags: the description records the owning plan.
+    """
+
+    kind = "azure.role_assignment"
+    schema: ClassVar[Mapping[str, FieldPolicy]] = {
+        "principal_id": _GUID,
+        "role_definition": _GUID,
+        "principal_type": FieldPolicy(force_new=True),
+    }
+    # PrincipalNotFound right after a principal is created is retried with backoff until this limit
+    timeouts = Timeouts(read=120.0, create=5 * 60.0, update=5 * 60.0, delete=10 * 60.0)
+
+    def __init__(
+        self,
+        azure: Azure,
+        name: str,
+        *,
+        principal_label: str,
+        scope_address: str,
+        principal_address: str,
+        role_address: str,
+    ) -> None:
+        super().__init__(azure, name, (scope_address, principal_address, role_address))
+        self.principal_label = principal_label
+        self.scope_address = scope_address
+        self.principal_address = principal_address
+        self.role_address = role_address
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        principal = ctx.inputs(self.principal_address)
+        return {
+            "principal_id": principal.get("id"),
+            "principal_type": principal.get("principal_type"),
+            "role_definition": ctx.inputs(self.role_address).get("guid"),
+        }
+
+    def _keys(self, ctx: Context) -> tuple[str, str, str] | None:
+        scope = ctx.inputs(self.scope_address).get("id")
+        principal = ctx.inputs(self.principal_address).get("id")
+        role = ctx.inputs(self.role_address).get("guid")
+        return (str(scope), str(principal), str(role)) if known(scope, principal, role) else None
+
+    async def _find(self, scope: str, principal: str, role: str) -> dict[str, Any] | None:
+        """The assignment under its deterministic name, else the same grant under any name at exactly `scope`."""
+        arm = self.azure.arm
+        body = await arm.get_role_assignment(scope, assignment_name(scope, principal, role))
+        if body is not None:
+            return normalise.role_assignment(body)
+        for item in await arm.list_role_assignments(scope, principal):
+            found = normalise.role_assignment(item)
+            if normalise.same_scope(found["scope"], scope) and found["role_definition"] == role.lower():
+                return found
+        return None
+
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        keys = self._keys(ctx)
+        return None if keys is None else await self._find(*keys)
+
+    async def _put(self, ctx: Context, name: str, desired: Mapping[str, Any]) -> dict[str, Any]:
+        scope = ctx.inputs(self.scope_address)["id"]
+        role_id = ctx.inputs(self.role_address).get("id") or (
+            f"{self.azure.arm.subscription_scope}/providers/Microsoft.Authorization/roleDefinitions/"
+            f"{desired['role_definition']}"
+        )
+        try:
+            body = await self.azure.arm.put_role_assignment(
+                scope,
+                name,
+                role_definition_id=role_id,
+                principal_id=desired["principal_id"],
+                principal_type=desired["principal_type"],
+                description=self.azure.owner.description(),
+                what=f"granting {self.label}",
+            )
+        except AzureTemporaryError as error:
+            if error.code != "PrincipalNotFound":
+                raise
+            raise TemporaryError(
+                f"{self.principal_label} ({desired['principal_id']}) is not known to Azure RBAC yet "
+                "(directory replication after the principal was created)",
+                hint="a principal created moments ago becomes visible within minutes; otherwise check the id",
+            ) from error
+        return normalise.role_assignment(body)
+
+    async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
+        scope = ctx.inputs(self.scope_address)["id"]
+        principal, role = desired["principal_id"], desired["role_definition"]
+        try:
+            return await self._put(ctx, assignment_name(scope, principal, role), desired)
+        except AzureCloudError as error:
+            if error.code != "RoleAssignmentExists":
+                raise
+        # the same grant exists (under another name, or a lost answer of ours): success once confirmed
+        found = await self._find(scope, principal, role)
+        if found is None:
+            raise TemporaryError(f"{self.label}: Azure says the assignment exists but does not list it yet")
+        return found
+
+    async def update(
+        self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
+    ) -> dict[str, Any] | None:
+        # only adoption gets here (every compared field forces a new assignment): record the owner
+        return await self._put(ctx, actual["name"], desired)
+
+    async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
+        scope = actual["scope"]
+        await self.azure.arm.delete_role_assignment(scope, actual["name"])
+        await wait_gone(
+            f"role assignment {actual['name']}",
+            lambda: self.azure.arm.get_role_assignment(scope, actual["name"]),
+            ctx.progress,
+        )
+
+    def owned(self, actual: dict[str, Any]) -> bool:
+        return self.azure.owner.owns_description(actual.get("description"))
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        return outputs_of(actual, "id", "name")

@@ -1,0 +1,314 @@
+"""Entra ID objects through Microsoft Graph: the viewer's app registration, its service principal, admin
+consent for the DICOM scope, the tenant's "Azure API for DICOM" principal, and read-only principal lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from provision.azure import normalise
+from provision.azure.normalise import DICOM_API_APP_ID, DICOM_SCOPE
+from provision.azure.resources.base import Azure, AzureResource, known, outputs_of
+from provision.azure.waiting import wait_gone
+from provision.core import UNKNOWN, Compare, Context, FieldPolicy, Timeouts, Update
+from provision.errors import CloudError
+
+GRAPH_TIMEOUTS = Timeouts(read=120.0, create=10 * 60.0, update=10 * 60.0, delete=10 * 60.0)
+
+
+class DicomApiPrincipal(AzureResource):
+    """The tenant's service principal of the first-party "Azure API for DICOM" app.
+
+    Created from its appId when the tenant never used DICOM. It is shared by every DICOM consumer in the tenant,
+    so destroy keeps it (`keep_on_destroy`). Its `Dicom.ReadWrite` scope id is resolved here at run time.
+    """
+
+    kind = "azure.dicom_api_principal"
+    timeouts = GRAPH_TIMEOUTS
+    #: destroy must leave it in place (see the report to the engine's owner: honoured by `delete` meanwhile)
+    keep_on_destroy = True
+
+    def __init__(self, azure: Azure) -> None:
+        super().__init__(azure, "Azure API for DICOM")
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {"app_id": DICOM_API_APP_ID}
+
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        body = await self.azure.graph.get_service_principal_by_app_id(DICOM_API_APP_ID)
+        if body is None:
+            return None
+        principal = normalise.service_principal(body)
+        if DICOM_SCOPE not in principal["scopes"]:
+            raise CloudError(
+                f"the tenant's Azure API for DICOM service principal ({principal['id']}) offers no "
+                f"{DICOM_SCOPE} scope"
+            )
+        return principal
+
+    async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
+        await self.azure.graph.create_service_principal(DICOM_API_APP_ID)
+        return None  # read it back: the scope list is what matters
+
+    async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
+        ctx.progress("left in place: the tenant's Azure API for DICOM principal serves every DICOM client")
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        scopes = actual.get("scopes")
+        return {
+            "id": actual.get("id"),
+            "scope_id": scopes.get(DICOM_SCOPE) if isinstance(scopes, Mapping) else UNKNOWN,
+        }
+
+
+def app_spec(app: Any, scope_id: Any) -> dict[str, Any]:
+    """The managed fields of the viewer app (`provision.plan.models.AzureApp`) in the normaliser's shape.
+
+    Both platforms are managed so switching the flow leaves nothing behind: `spa` = authorization code + PKCE,
+    `implicit` = web redirect URIs with ID and access token issuance.
+    """
+    spa = app.flow == "spa"
+    uris = sorted(app.redirect_uris)
+    spec: dict[str, Any] = {
+        "display_name": app.display_name,
+        "sign_in_audience": app.sign_in_audience,
+        "spa_redirect_uris": uris if spa else [],
+        "web_redirect_uris": [] if spa else uris,
+        "id_token_issuance": not spa,
+        "access_token_issuance": not spa,
+        "permissions": [normalise.permission(DICOM_API_APP_ID, scope_id)] if known(scope_id) else UNKNOWN,
+    }
+    if app.logout_redirect_uri:
+        spec["logout_url"] = app.logout_redirect_uri
+    return spec
+
+
+class Application(AzureResource):
+    """The viewer's app registration, found and written through its `uniqueName` (never a duplicate)."""
+
+    kind = "azure.app"
+    schema: ClassVar[Mapping[str, FieldPolicy]] = {
+        "spa_redirect_uris": FieldPolicy(compare=Compare.SET),
+        "web_redirect_uris": FieldPolicy(compare=Compare.SET),
+        "permissions": FieldPolicy(compare=Compare.SET_CASEFOLD),
+    }
+    timeouts = GRAPH_TIMEOUTS
+
+    def __init__(self, azure: Azure, app: Any, *, dicom_api_address: str) -> None:
+        super().__init__(azure, app.unique_name, (dicom_api_address,))
+        self.app = app
+        self.dicom_api_address = dicom_api_address
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return app_spec(self.app, ctx.inputs(self.dicom_api_address).get("scope_id"))
+
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        body = await self.azure.graph.get_application(self.name)
+        return None if body is None else normalise.application(body)
+
+    def _write(self, desired: dict[str, Any], tags: list[str]) -> dict[str, Any]:
+        return {**desired, "tags": tags, "notes": self.azure.owner.notes()}
+
+    async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
+        body = await self.azure.graph.upsert_application(self.name, self._write(desired, self.azure.owner.graph_tags()))
+        return None if body is None else normalise.application(body)
+
+    async def update(
+        self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
+    ) -> dict[str, Any] | None:
+        tags = self.azure.owner.merged_graph_tags(actual.get("tags"))
+        body = await self.azure.graph.upsert_application(self.name, self._write(desired, tags))
+        return None if body is None else normalise.application(body)  # 204: the engine reads it back
+
+    async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
+        await self.azure.graph.delete_application(self.name)
+        await wait_gone(f"app {self.name}", lambda: self.azure.graph.get_application(self.name), ctx.progress)
+
+    def owned(self, actual: dict[str, Any]) -> bool:
+        return self.azure.owner.owns_graph_tags(actual.get("tags"))
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        return outputs_of(actual, "id", "app_id", "unique_name")
+
+
+class AppPrincipal(AzureResource):
+    """The viewer app's service principal in the tenant (what consent and role assignments refer to)."""
+
+    kind = "azure.app_principal"
+    schema: ClassVar[Mapping[str, FieldPolicy]] = {"app_id": FieldPolicy(compare=Compare.CASEFOLD, force_new=True)}
+    timeouts = GRAPH_TIMEOUTS
+
+    def __init__(self, azure: Azure, name: str, *, app_address: str) -> None:
+        super().__init__(azure, name, (app_address,))
+        self.app_address = app_address
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {"app_id": ctx.inputs(self.app_address).get("app_id")}
+
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        app_id = ctx.inputs(self.app_address).get("app_id")
+        if not known(app_id):
+            return None
+        body = await self.azure.graph.get_service_principal_by_app_id(str(app_id))
+        return None if body is None else normalise.service_principal(body)
+
+    async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
+        existing = await self.azure.graph.get_service_principal_by_app_id(desired["app_id"])
+        if existing is not None:  # an earlier attempt got through before its answer was lost
+            return normalise.service_principal(existing)
+        owner = self.azure.owner
+        body = await self.azure.graph.create_service_principal(
+            desired["app_id"], tags=owner.graph_tags(), notes=owner.notes()
+        )
+        return normalise.service_principal(body) if body.get("id") else None
+
+    async def update(
+        self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
+    ) -> dict[str, Any] | None:
+        await self.azure.graph.update_service_principal_tags(
+            actual["id"], self.azure.owner.merged_graph_tags(actual.get("tags"))
+        )
+        return None
+
+    async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
+        await self.azure.graph.delete_service_principal(actual["id"])
+        await wait_gone(
+            f"service principal {actual['id']}",
+            lambda: self.azure.graph.get_service_principal(actual["id"]),
+            ctx.progress,
+        )
+
+    def owned(self, actual: dict[str, Any]) -> bool:
+        return self.azure.owner.owns_graph_tags(actual.get("tags"))
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        tags = actual.get("tags")
+        owned = self.owned(actual) if isinstance(tags, list) else UNKNOWN
+        return {**outputs_of(actual, "id", "app_id"), "owned": owned, "principal_type": "ServicePrincipal"}
+
+
+class AdminConsent(AzureResource):
+    """Tenant-wide consent (an `AllPrincipals` oauth2PermissionGrant) of the app for `Dicom.ReadWrite`.
+
+    A grant carries no tags: it belongs to the plan when its client, the app's principal, does.
+    """
+
+    kind = "azure.admin_consent"
+    schema: ClassVar[Mapping[str, FieldPolicy]] = {
+        "client_id": FieldPolicy(compare=Compare.CASEFOLD, force_new=True),
+        "resource_id": FieldPolicy(compare=Compare.CASEFOLD, force_new=True),
+        "scopes": FieldPolicy(compare=Compare.SET),
+    }
+    timeouts = GRAPH_TIMEOUTS
+
+    def __init__(self, azure: Azure, name: str, *, principal_address: str, dicom_api_address: str) -> None:
+        super().__init__(azure, name, (principal_address, dicom_api_address))
+        self.principal_address = principal_address
+        self.dicom_api_address = dicom_api_address
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {
+            "client_id": ctx.inputs(self.principal_address).get("id"),
+            "resource_id": ctx.inputs(self.dicom_api_address).get("id"),
+            "consent_type": "AllPrincipals",
+            "scopes": [DICOM_SCOPE],
+        }
+
+    async def _find(self, client_id: str, resource_id: str) -> dict[str, Any] | None:
+        for body in await self.azure.graph.list_grants(client_id):
+            grant = normalise.permission_grant(body)
+            if grant["consent_type"] == "AllPrincipals" and (grant["resource_id"] or "").lower() == resource_id.lower():
+                return grant
+        return None
+
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        principal = ctx.inputs(self.principal_address)
+        client_id, resource_id = principal.get("id"), ctx.inputs(self.dicom_api_address).get("id")
+        if not known(client_id, resource_id):
+            return None
+        grant = await self._find(str(client_id), str(resource_id))
+        if grant is not None:
+            grant["client_owned"] = principal.get("owned") is not False
+        return grant
+
+    async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
+        existing = await self._find(desired["client_id"], desired["resource_id"])
+        if existing is not None:  # an earlier attempt got through before its answer was lost
+            return None
+        await self.azure.graph.create_grant(
+            client_id=desired["client_id"], resource_id=desired["resource_id"], scope=" ".join(desired["scopes"])
+        )
+        return None
+
+    async def update(
+        self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
+    ) -> dict[str, Any] | None:
+        await self.azure.graph.update_grant(actual["id"], " ".join(desired["scopes"]))
+        return None
+
+    async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
+        await self.azure.graph.delete_grant(actual["id"])
+
+    def owned(self, actual: dict[str, Any]) -> bool:
+        return bool(actual.get("client_owned", True))
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        return outputs_of(actual, "id")
+
+
+# --- principals the plan refers to but does not manage ---------------------------------------------------------
+
+
+class UserPrincipal(AzureResource):
+    """A user by userPrincipalName, or by e-mail when no UPN matches."""
+
+    kind = "azure.user"
+    managed = False
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        body = await self.azure.graph.get_user(self.name)
+        if body is None and "@" in self.name:
+            found = await self.azure.graph.find_users_by_mail(self.name)
+            if len(found) > 1:
+                raise CloudError(
+                    f"{len(found)} users have the e-mail address {self.name}",
+                    hint="name the user by userPrincipalName in the plan",
+                )
+            body = found[0] if found else None
+        return None if body is None else normalise.user(body)
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        return {**outputs_of(actual, "id"), "principal_type": "User"}
+
+
+class GroupPrincipal(AzureResource):
+    kind = "azure.group"
+    managed = False
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        body = await self.azure.graph.get_group(self.name)
+        return None if body is None else normalise.group(body)
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        return {**outputs_of(actual, "id"), "principal_type": "Group"}
+
+
+class ServicePrincipalRef(AzureResource):
+    kind = "azure.service_principal"
+    managed = False
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        body = await self.azure.graph.get_service_principal(self.name)
+        return None if body is None else normalise.service_principal(body)
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        return {**outputs_of(actual, "id"), "principal_type": "ServicePrincipal"}
