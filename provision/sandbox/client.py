@@ -1,0 +1,76 @@
+"""`SandboxControl`: a small httpx client for the sandbox's `/_sandbox/...` control API (used by tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .info import SandboxInfo
+
+
+class SandboxControl:
+    """Read the request log, install faults, change run-time config, reset the world."""
+
+    def __init__(self, info: SandboxInfo, *, timeout: float = 10.0) -> None:
+        self.info = info
+        self._client = httpx.Client(base_url=info.url, verify=info.ca_bundle, timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> SandboxControl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ok(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            raise ValueError(f"sandbox control {response.request.method} {response.request.url.path}: "
+                             f"{response.status_code} {response.text}")
+        return response
+
+    def log(self, *, since: int | None = None) -> list[dict[str, Any]]:
+        """Every API request so far: `{seq, method, path, query, status, time, duration_ms[, fault]}`."""
+        params = {"since": str(since)} if since is not None else None
+        return list(self._ok(self._client.get("/_sandbox/log", params=params)).json())
+
+    def clear_log(self) -> None:
+        self._ok(self._client.delete("/_sandbox/log"))
+
+    def add_fault(
+        self,
+        status: int | str,
+        *,
+        method: str | None = None,
+        path_regex: str | None = None,
+        retry_after: float | None = None,
+        count: int | None = None,
+        fraction: float | None = None,
+        body: Any = None,
+    ) -> dict[str, Any]:
+        """Install a fault rule; returns it with its `id`. `status` may be "drop"."""
+        rule: dict[str, Any] = {"status": status}
+        for key, value in (("method", method), ("path_regex", path_regex), ("retry_after", retry_after),
+                           ("count", count), ("fraction", fraction), ("body", body)):
+            if value is not None:
+                rule[key] = value
+        return dict(self._ok(self._client.post("/_sandbox/faults", json=rule)).json()[0])
+
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self._ok(self._client.get("/_sandbox/faults")).json())
+
+    def clear_faults(self) -> None:
+        self._ok(self._client.delete("/_sandbox/faults"))
+
+    def configure(self, **values: Any) -> dict[str, Any]:
+        """Set `latency_ms`, `lro_seconds`, `principal_delay_seconds`, `principal_delay_strict`, `dicom_sp`."""
+        return dict(self._ok(self._client.post("/_sandbox/config", json=values)).json())
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._ok(self._client.get("/_sandbox/config")).json())
+
+    def reset(self) -> None:
+        """Forget all resources and directory objects (tenant, subscription and credentials stay)."""
+        self._ok(self._client.post("/_sandbox/reset"))
