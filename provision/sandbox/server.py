@@ -14,7 +14,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from . import arm, authorization, control, entra, graph, healthcare, resources
+from . import arm, authorization, control, entra, gcp, graph, healthcare, resources
 from .info import INFO_FILE, SandboxInfo
 from .tokens import TokenSigner, ensure_tls
 from .world import Config, World
@@ -35,6 +35,7 @@ class _AzureResourceManager:
 # `control_routes(world) -> list[BaseRoute]` (mounted under /_sandbox, outside log/faults/latency).
 # Adding a cloud API is one line here.
 API_MODULES: tuple[Any, ...] = (
+    gcp,  # first: its /google/oauth2/token would otherwise match Entra's /{tenant}/oauth2/token
     entra,
     _AzureResourceManager,
     graph,
