@@ -16,6 +16,11 @@ app = typer.Typer(
 DEFAULT_STATE = Path(".provision/sandbox")
 
 
+@app.callback()
+def main() -> None:
+    """A local HTTPS emulator of Azure (ARM, Graph, Entra ID) for trying plans offline."""
+
+
 @app.command()
 def serve(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).", min=0, max=65535)] = 0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
@@ -14,7 +15,9 @@ class SandboxControl:
 
     def __init__(self, info: SandboxInfo, *, timeout: float = 10.0) -> None:
         self.info = info
-        self._client = httpx.Client(base_url=info.url, verify=info.ca_bundle, timeout=timeout)
+        self._client = httpx.Client(
+            base_url=info.url, verify=ssl.create_default_context(cafile=info.ca_bundle), timeout=timeout
+        )
 
     def close(self) -> None:
         self._client.close()
