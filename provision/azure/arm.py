@@ -7,6 +7,7 @@ retries whole operations (re-reading first), which is what makes non-idempotent 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -37,9 +38,9 @@ Body = dict[str, Any]
 
 def _raw(pipeline_response: Any, _deserialized: Any, _headers: Any) -> Body:
     """`cls=` for SDK calls: hand back the body exactly as sent (what the normalisers are written against)."""
-    response = pipeline_response.http_response
+    text = pipeline_response.http_response.text()
     try:
-        body = cast(Any, response).json()
+        body = json.loads(text) if text else {}
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}

@@ -283,15 +283,20 @@ class GraphApi:
 
     # -- directory lookups ----------------------------------------------------------------------------------
 
-    async def get_user(self, key: str) -> Body | None:
-        """A user by object id or userPrincipalName."""
-        user = await read_or_none(f"looking up user {key}", lambda: self._client.users.by_user_id(key).get())
+    async def get_user(self, object_id: str) -> Body | None:
+        user = await read_or_none(
+            f"looking up user {object_id}", lambda: self._client.users.by_user_id(object_id).get()
+        )
         return None if user is None else to_json(user)
 
-    async def find_users_by_mail(self, mail: str) -> list[Body]:
+    async def find_users(self, name: str) -> list[Body]:
+        """Users whose userPrincipalName or e-mail is `name`, in one request."""
         query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters
-        with graph_errors(f"looking up user {mail} by e-mail"):
-            page = await self._client.users.get(_filter(query, f"mail eq '{_quote(mail)}'"))
+        quoted = _quote(name)
+        with graph_errors(f"looking up user {name}"):
+            page = await self._client.users.get(
+                _filter(query, f"userPrincipalName eq '{quoted}' or mail eq '{quoted}'")
+            )
         return [to_json(user) for user in (page.value if page and page.value else [])]
 
     async def get_group(self, object_id: str) -> Body | None:

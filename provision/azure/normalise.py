@@ -7,12 +7,20 @@ sorted here only for display; the resources' schemas compare them as sets.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 #: "Azure API for DICOM", the first-party application whose delegated scope OHIF asks for
 DICOM_API_APP_ID = "75e725bf-66ce-4cea-9b9a-5c4caae57f33"
 DICOM_SCOPE = "Dicom.ReadWrite"
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def is_guid(value: str) -> bool:
+    return bool(_GUID.match(value))
 
 
 def location(value: str | None) -> str | None:

@@ -50,7 +50,7 @@ class AzureSession:
         self.azure = azure
         self.resources = resources
         self.credential = credential
-        self._transport = transport
+        self.transport = transport
 
     # -- addresses of what the OHIF output is made of ----------------------------------------------------------
 
@@ -118,8 +118,8 @@ class AzureSession:
                 await api.close()
         if self.credential is not None:
             await self.credential.close()
-        if self._transport is not None and self._transport.session is not None:
-            await self._transport.session.close()
+        if self.transport is not None and self.transport.session is not None:
+            await self.transport.session.close()
 
     async def __aenter__(self) -> AzureSession:
         return self

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from provision.azure import normalise
-from provision.azure.normalise import DICOM_API_APP_ID, DICOM_SCOPE
+from provision.azure.normalise import DICOM_API_APP_ID, DICOM_SCOPE, is_guid
 from provision.azure.resources.base import Azure, AzureResource, known, outputs_of
 from provision.azure.waiting import wait_gone
 from provision.core import UNKNOWN, Compare, Context, FieldPolicy, Timeouts, Update
@@ -260,7 +260,7 @@ class AdminConsent(AzureResource):
 
 
 class UserPrincipal(AzureResource):
-    """A user by userPrincipalName, or by e-mail when no UPN matches."""
+    """A user by object id, userPrincipalName, or e-mail (one request either way)."""
 
     kind = "azure.user"
     managed = False
@@ -269,16 +269,19 @@ class UserPrincipal(AzureResource):
         return {}
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
-        body = await self.azure.graph.get_user(self.name)
-        if body is None and "@" in self.name:
-            found = await self.azure.graph.find_users_by_mail(self.name)
-            if len(found) > 1:
-                raise CloudError(
-                    f"{len(found)} users have the e-mail address {self.name}",
-                    hint="name the user by userPrincipalName in the plan",
-                )
-            body = found[0] if found else None
-        return None if body is None else normalise.user(body)
+        if is_guid(self.name):
+            body = await self.azure.graph.get_user(self.name)
+            return None if body is None else normalise.user(body)
+        users = [normalise.user(body) for body in await self.azure.graph.find_users(self.name)]
+        wanted = self.name.casefold()
+        by_upn = [u for u in users if (u["user_principal_name"] or "").casefold() == wanted]
+        matches = by_upn or users
+        if len(matches) > 1:
+            raise CloudError(
+                f"{len(matches)} users have the e-mail address {self.name}",
+                hint="name the user by userPrincipalName in the plan",
+            )
+        return matches[0] if matches else None
 
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
         return {**outputs_of(actual, "id"), "principal_type": "User"}
