@@ -1,0 +1,167 @@
+"""`open_session(plan, options)`: the Google Cloud target as the CLI sees it (resources + OHIF output)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from provision.core import Resource
+from provision.core.target import OhifResult, TargetOptions
+from provision.errors import PlanError
+from provision.gcp.client import HealthcareClient, open_client
+from provision.gcp.iam import RoleGrant, combine_grants, validate_grants
+from provision.gcp.names import HealthcareName
+from provision.gcp.resources import DatasetResource, DicomStoreResource, IamPolicyResource
+from provision.ohif import config as ohif
+from provision.plan import validators as v
+
+
+def plan_grants(gcp: Any) -> dict[str | None, list[RoleGrant]]:
+    """The plan's access entries folded into one grant list per target (None = the dataset, else a store id)."""
+    entries: dict[str | None, list[tuple[str, Sequence[str], str, str]]] = {}
+    for entry in gcp.access:
+        entries.setdefault(entry.store, []).append(
+            (v.check_gcp_role(entry.role), tuple(entry.members), entry.mode, entry.state)
+        )
+    grants = {target: combine_grants(items) for target, items in entries.items()}
+    for items in grants.values():
+        validate_grants(items)
+    return grants
+
+
+def build_resources(client: HealthcareClient, plan: Any) -> list[Resource]:
+    """Dataset, stores and IAM policies of the plan's `gcp` section, wired by dependencies."""
+    gcp = plan.gcp
+    dataset_name = HealthcareName(gcp.project, gcp.location, gcp.dataset.id)
+    dataset = DatasetResource(client, dataset_name, create=gcp.dataset.create, plan_name=plan.name, env=plan.env)
+    resources: list[Resource] = [dataset]
+    stores: dict[str, DicomStoreResource] = {}
+    for spec in gcp.dicom_stores:
+        notification = None
+        if spec.notification is not None:
+            notification = {
+                "pubsub_topic": spec.notification.pubsub_topic,
+                "send_for_bulk_import": spec.notification.send_for_bulk_import,
+            }
+        store = DicomStoreResource(
+            client,
+            HealthcareName(gcp.project, gcp.location, gcp.dataset.id, spec.id),
+            plan_name=plan.name,
+            env=plan.env,
+            labels=dict(spec.labels),
+            notification=notification,
+            depends_on=(dataset.address,),
+        )
+        stores[spec.id] = store
+        resources.append(store)
+    for target, grants in plan_grants(gcp).items():
+        if target is None:
+            resources.append(
+                IamPolicyResource(client, dataset_name, grants, depends_on=(dataset.address,), parent=dataset.address)
+            )
+        else:
+            store = stores[target]
+            resources.append(
+                IamPolicyResource(client, store.name, grants, depends_on=(store.address,), parent=store.address)
+            )
+    return resources
+
+
+def _source_name(base: str, store_id: str) -> str:
+    return f"{base}-{re.sub(r'[^A-Za-z0-9_-]', '-', store_id)}"
+
+
+def oauth_client_notes(client_id: str | None, viewer_url: str | None) -> list[str]:
+    """What to register on the browser OAuth client by hand (no public API creates or edits one)."""
+    where = "Google Cloud console > APIs & Services > Credentials > OAuth 2.0 Client IDs"
+    if client_id is None:
+        return [
+            "No gcp.oauth_client_id in the plan: the viewer has no sign-in and cannot call the Healthcare API. "
+            f"Create a 'Web application' OAuth client ({where}) and put its id in the plan."
+        ]
+    if viewer_url is None:
+        return [
+            f"Register on OAuth client {client_id} ({where}): the origin OHIF is served from as an Authorized "
+            "JavaScript origin, and <viewer URL>/callback and <viewer URL>/silent-refresh.html as Authorized "
+            "redirect URIs. Set ohif.viewer_url to get the exact values."
+        ]
+    origin = v.origin_of(viewer_url)
+    return [
+        f"Register on OAuth client {client_id} ({where}); no public API can do this:",
+        f"  Authorized JavaScript origins: {origin}",
+        f"  Authorized redirect URIs: {viewer_url}/callback",
+        f"                            {viewer_url}/silent-refresh.html",
+        "  OAuth consent screen scopes: .../auth/cloud-healthcare and .../auth/cloudplatformprojects.readonly",
+    ]
+
+
+def ohif_result(plan: Any, stores: Sequence[str], outputs: Mapping[str, Mapping[str, Any]]) -> OhifResult | None:
+    """OHIF's `oidc` and one data source per store, from the stores' outputs (their DICOMweb roots)."""
+    gcp = plan.gcp
+    roots: list[tuple[str, str, str]] = []
+    for store_id in stores:
+        found = outputs.get(f"gcp.dicom_store[{store_id}]", {})
+        root, name = found.get("dicomweb_root"), found.get("name")
+        if isinstance(root, str) and isinstance(name, str):
+            roots.append((store_id, name, root))
+    if not roots:
+        return None
+    viewer_url = plan.ohif.viewer_url
+    sources = []
+    for index, (store_id, name, root) in enumerate(roots):
+        single = len(roots) == 1
+        source_name = plan.ohif.data_source_name if index == 0 else _source_name(plan.ohif.data_source_name, store_id)
+        friendly = plan.ohif.friendly_name if single else f"{plan.ohif.friendly_name} ({store_id})"
+        sources.append(
+            ohif.google_data_source(
+                source_name=source_name,
+                friendly_name=friendly,
+                store_name=name,
+                base=root.removesuffix(f"/{name}/dicomWeb"),
+                dataset_browser=gcp.dataset_browser,
+            )
+        )
+    oidc = []
+    if gcp.oauth_client_id:
+        redirect = f"{viewer_url}/callback" if viewer_url else "/callback"
+        oidc.append(ohif.google_oidc(client_id=gcp.oauth_client_id, redirect_uri=redirect))
+    document = ohif.ohif_document(oidc, sources)
+    return OhifResult(document, viewer_url=viewer_url, notes=oauth_client_notes(gcp.oauth_client_id, viewer_url))
+
+
+class GcpSession:
+    """Implements `provision.core.target.TargetSession` for Google Cloud Healthcare."""
+
+    def __init__(self, plan: Any, client: HealthcareClient, resources: list[Resource]) -> None:
+        self.plan = plan
+        self.client = client
+        self.resources = resources
+
+    def ohif(self, outputs: Mapping[str, Mapping[str, Any]]) -> OhifResult | None:
+        return ohif_result(self.plan, [store.id for store in self.plan.gcp.dicom_stores], outputs)
+
+    async def aclose(self) -> None:
+        self.client.close()
+
+
+async def open_session(
+    plan: Any, options: TargetOptions, *, endpoint: str | None = None, credentials: Any = None
+) -> GcpSession:
+    """Validate the plan's `gcp` section, then connect (sandbox when `options.sandbox`, else Google ADC).
+
+    Every input problem is raised before a client exists, so bad input never causes a call.
+    """
+    if getattr(plan, "gcp", None) is None:
+        raise PlanError("the plan has no gcp section")
+    plan_grants(plan.gcp)  # refuses malformed roles/members before connecting
+    client = open_client(options, endpoint=endpoint, credentials=credentials)
+    try:
+        resources = build_resources(client, plan)
+    except BaseException:
+        client.close()
+        raise
+    return GcpSession(plan, client, resources)
+
+
+__all__ = ["GcpSession", "build_resources", "oauth_client_notes", "ohif_result", "open_session", "plan_grants"]
