@@ -34,7 +34,8 @@ def test_resource_group_delete_cascades(azure: Any) -> None:
     from azure.mgmt.healthcareapis.models import DicomService, Workspace
 
     azure.resources.resource_groups.create_or_update("rg-cascade", {"location": "westus2"})
-    azure.healthcare.workspaces.begin_create_or_update("rg-cascade", "wscascade", Workspace(location="westus2")).result()
+    azure.healthcare.workspaces.begin_create_or_update(
+        "rg-cascade", "wscascade", Workspace(location="westus2")).result()
     azure.healthcare.dicom_services.begin_create_or_update(
         "rg-cascade", "wscascade", "dcm", DicomService(location="westus2")).result()
     poller = azure.resources.resource_groups.begin_delete("rg-cascade")

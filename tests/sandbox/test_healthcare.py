@@ -23,7 +23,8 @@ EMPTY_CORS = {"origins": [], "headers": [], "methods": [], "maxAge": None, "allo
 
 
 def ws_path(info: SandboxInfo, rg: str = "rg-hc", ws: str = "wshc") -> str:
-    return f"/subscriptions/{info.subscription_id}/resourceGroups/{rg}/providers/Microsoft.HealthcareApis/workspaces/{ws}"
+    sub = info.subscription_id
+    return f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.HealthcareApis/workspaces/{ws}"
 
 
 @pytest.fixture
