@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -169,13 +168,14 @@ def _get_operation(service: Any, name: str) -> Any:
 
 async def wait_for_operation(client: HealthcareClient, operation: dict[str, Any], ctx: Context, what: str) -> Any:
     """Poll a `google.longrunning.Operation` until done; return its response or raise its error."""
-    delay, started = 0.2, time.monotonic()
+    delay = 0.1
     while not operation.get("done"):
         await asyncio.sleep(delay)
-        delay = min(delay * 2, 5.0)
+        delay = min(delay * 1.5, 2.0)  # datasets take seconds: poll often enough not to add much to that
         name: str = operation["name"]
         operation = await client.call(functools.partial(_get_operation, name=name), what)
-        ctx.progress(f"{what}: waiting for operation ({time.monotonic() - started:.0f} s)")
+        if not operation.get("done"):
+            ctx.progress(f"waiting for operation {name.rsplit('/', 1)[-1]}")
     if "error" in operation:
         error = operation["error"]
         raise CloudError(f"{what}: {error.get('code')} {error.get('message', '')}".strip())
