@@ -135,3 +135,39 @@ def test_check_member_refuses(member: str) -> None:
 )
 def test_check_member_accepts(member: str) -> None:
     assert check_member(member) == member
+
+
+class _Resp(dict):
+    def __init__(self, status: int) -> None:
+        super().__init__()
+        self.status = status
+        self.reason = "reason"
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, content: bytes) -> None:
+        self.resp = _Resp(status)
+        self.content = content
+
+
+@pytest.mark.parametrize(
+    ("status", "content", "kind", "text"),
+    [
+        (409, b'{"error":{"code":409,"message":"There were concurrent policy changes.","status":"ABORTED"}}',
+         "TemporaryError", "read-modify-write"),
+        (404, b'{"error":{"code":404,"message":"dataset not initialized","status":"NOT_FOUND"}}',
+         "TemporaryError", "takes a moment"),
+        (404, b'{"error":{"code":404,"message":"not found","status":"NOT_FOUND"}}', "NotFound", "not found"),
+        (409, b'{"error":{"code":409,"message":"already exists","status":"ALREADY_EXISTS"}}', "AlreadyExists", ""),
+        (503, b'{"error":{"code":"ServiceUnavailable","message":"try later"}}', "TemporaryError", "try later"),
+        (502, b"<html>bad gateway</html>", "TemporaryError", "bad gateway"),
+        (403, b'{"error":{"code":403,"message":"denied","status":"PERMISSION_DENIED"}}', "CloudError", "denied"),
+        (400, b'{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}', "CloudError", "bad"),
+    ],
+)
+def test_errors_are_classified_from_rpc_status(status: int, content: bytes, kind: str, text: str) -> None:
+    from provision.gcp.client import classify
+
+    error = classify(_HttpError(status, content), "doing it")
+    assert type(error).__name__ == kind
+    assert text in str(error)
