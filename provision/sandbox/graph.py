@@ -155,7 +155,7 @@ def list_response(call: Call, collection: str, items: list[dict[str, Any]]) -> R
         if skip + int(top) < len(matched):
             params = {k: v for k, v in q.items() if k != "$skiptoken"}
             params["$skiptoken"] = str(skip + int(top))
-            body["@odata.nextLink"] = f"{call.base}{call.request.url.path}?{urlencode(params)}"
+            body["@odata.nextLink"] = f"{call.base}{call.request.url.path}?{urlencode(params, safe='$')}"
         body["value"] = page
     else:
         body["value"] = matched[skip:]
