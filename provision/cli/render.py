@@ -18,8 +18,10 @@ from provision.core.diff import UNKNOWN
 SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "replace": ("-/+", "red"),
            "delete": ("-", "red"), "no-op": ("=", "dim")}
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# no markup: resource addresses such as `azure.role_assignment[alice:Owner]` look like rich tags;
+# soft wrap: CI logs are read as lines, not as an 80-column screen
+console = Console(highlight=False, markup=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
 
 def _value(value: Any) -> str:

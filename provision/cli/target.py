@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.text import Text
 
 from provision.cli.render import Progress, console, err_console, plan_document, print_json, print_plan
 from provision.errors import ConfigurationError, PlanError, ProvisionError
@@ -48,9 +49,9 @@ SANDBOX_STATE = Path(".provision/sandbox")
 
 
 def fail(error: ProvisionError) -> typer.Exit:
-    err_console.print(f"[bold red]Error:[/] {error.message}", markup=True, highlight=False)
+    err_console.print(Text("Error: ", style="bold red") + Text(error.message))
     if error.hint:
-        err_console.print(f"  hint: {error.hint}", highlight=False)
+        err_console.print(f"  hint: {error.hint}")
     return typer.Exit(error.exit_code)
 
 
@@ -80,12 +81,14 @@ def sandbox_info(embedded: bool) -> Iterator[Any]:
         from provision.sandbox import SandboxInfo
 
         try:
-            yield SandboxInfo.load(Path(pointer))
-        except (OSError, ValueError, KeyError) as error:
+            info = SandboxInfo.load(Path(pointer))
+        except (ProvisionError, OSError, ValueError, KeyError) as error:
+            reason = error.message if isinstance(error, ProvisionError) else str(error)
             raise ConfigurationError(
-                f"PROVISION_SANDBOX={pointer}: cannot read the sandbox description ({error})",
+                f"PROVISION_SANDBOX={pointer}: cannot read the sandbox description ({reason})",
                 hint="start one with `provision sandbox serve --state DIR` and point at DIR/sandbox.json",
             ) from None
+        yield info
         return
     yield None
 
@@ -95,7 +98,7 @@ def load(plan_path: Path, section: str) -> Any:
 
     plan = load_plan(plan_path)
     if getattr(plan, section, None) is None:
-        raise PlanError(f"{plan_path}: the plan has no `{section}:` section", hint=f"see `provision schema`")
+        raise PlanError(f"{plan_path}: the plan has no `{section}:` section", hint="see `provision schema`")
     return plan
 
 
