@@ -173,6 +173,34 @@ def test_existing_store_without_our_labels_blocks_apply(
     assert observer.writes(observer.since(mark)) == []
 
 
+def test_adopt_takes_an_unlabelled_store_over_and_keeps_its_labels(
+    options: Any, google: Any, observer: Any, dataset_id: str
+) -> None:
+    google.create_dataset(dataset_id)
+    store = google.create_store(dataset_id, "main", labels={"owner": "someone"})
+    plan = make_plan(dataset_id, dataset={"id": dataset_id, "create": False}, access=[])
+    _, outcome, _ = run(plan, options, "apply", adopt=True)
+    assert [s.resource.address for s in outcome.done] == ["gcp.dicom_store[main]"]
+    labels = google.call(lambda s: datasets_api(s).dicomStores().get(name=store))["labels"]
+    assert labels == {"owner": "someone", "team": "imaging", "provision-plan": "ohif-demo", "provision-env": "test"}
+    assert not run(plan, options, "plan")[0].has_changes
+
+
+def test_create_true_on_a_dataset_holding_foreign_stores_asks_for_adopt(
+    options: Any, google: Any, observer: Any, dataset_id: str
+) -> None:
+    google.create_dataset(dataset_id)
+    google.create_store(dataset_id, "theirs")
+    planned, _, _ = run(make_plan(dataset_id, access=[]), options, "plan")
+    (blocked,) = planned.blocked
+    assert blocked.resource.address == f"gcp.dataset[{dataset_id}]" and "--adopt" in (blocked.blocked or "")
+    run(make_plan(dataset_id, access=[]), options, "apply", adopt=True)  # adds our store next to theirs
+    planned, _, _ = run(make_plan(dataset_id, access=[]), options, "destroy")
+    assert {s.resource.address: s.action.kind for s in planned.steps} == {
+        "gcp.dicom_store[main]": "delete", f"gcp.dataset[{dataset_id}]": "no-op"}
+    assert google.exists(f"{google.dataset_name(dataset_id)}/dicomStores/theirs")
+
+
 def test_referenced_dataset_must_exist(options: Any, dataset_id: str) -> None:
     planned, _, _ = run(make_plan(dataset_id, dataset={"id": dataset_id, "create": False}), options, "plan")
     assert [s.resource.address for s in planned.blocked] == [f"gcp.dataset[{dataset_id}]"]
