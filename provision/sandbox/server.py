@@ -14,7 +14,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from . import arm, authorization, control, entra, gcp, graph, healthcare, resources
+from . import arm, authorization, control, dicomweb, entra, gcp, graph, healthcare, resources, signin
 from .info import INFO_FILE, SandboxInfo
 from .tokens import TokenSigner, ensure_tls
 from .world import Config, World
@@ -36,9 +36,11 @@ class _AzureResourceManager:
 # Adding a cloud API is one line here.
 API_MODULES: tuple[Any, ...] = (
     gcp,  # first: its /google/oauth2/token would otherwise match Entra's /{tenant}/oauth2/token
+    signin,  # before entra: answers the browser's side of the login paths, delegates the rest to entra
     entra,
     _AzureResourceManager,
     graph,
+    dicomweb,  # each DICOM service's serviceUrl, forwarded to an Orthanc per service
 )
 
 
@@ -84,6 +86,9 @@ class RunningSandbox:
         if self._thread.is_alive():  # pragma: no cover - stubborn keep-alive connections
             self._server.force_exit = True
             self._thread.join(timeout)
+        for module in API_MODULES:  # processes an API module started (dicomweb's Orthancs)
+            if hasattr(module, "shutdown"):
+                module.shutdown(self.world)
         self.world.save_if_dirty()
 
     def wait(self) -> None:
