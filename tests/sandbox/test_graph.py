@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -34,7 +35,7 @@ def viewer_app(name: str = "OHIF viewer") -> Application:
         spa=SpaApplication(redirect_uris=list(REDIRECTS)),
         required_resource_access=[RequiredResourceAccess(
             resource_app_id=DICOM_APP_ID,
-            resource_access=[ResourceAccess(id=DICOM_SCOPE_ID, type="Scope")],
+            resource_access=[ResourceAccess(id=uuid.UUID(DICOM_SCOPE_ID), type="Scope")],
         )],
     )
 
