@@ -1,6 +1,6 @@
 """The Microsoft Graph calls the resources make, through msgraph-sdk (async, httpx).
 
-Methods return Graph's JSON shape (camelCase dicts, what the normalisers take), None for a 404 on read, and raise
+Methods return Graph's JSON (camelCase dicts, what the normalisers take), None for a 404 on read, and raise
 the tool's errors. The SDK's retry handler is off: the engine retries whole operations, re-reading first, so a
 POST is never blindly repeated.
 """
@@ -17,13 +17,14 @@ from uuid import UUID
 import httpx
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.request_information import RequestInformation
 from kiota_authentication_azure.azure_identity_authentication_provider import AzureIdentityAuthenticationProvider
 from kiota_http.middleware.options import RetryHandlerOption
-from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
 from msgraph import GraphServiceClient
 from msgraph.generated.models.application import Application
 from msgraph.generated.models.implicit_grant_settings import ImplicitGrantSettings
 from msgraph.generated.models.o_auth2_permission_grant import OAuth2PermissionGrant
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.required_resource_access import RequiredResourceAccess
 from msgraph.generated.models.resource_access import ResourceAccess
 from msgraph.generated.models.service_principal import ServicePrincipal
@@ -45,14 +46,6 @@ Body = dict[str, Any]
 
 #: Graph's codes for "no such object"
 NOT_FOUND_CODES = frozenset({"Request_ResourceNotFound", "ResourceNotFound", "itemNotFound"})
-
-
-def to_json(model: Any) -> Body:
-    """A msgraph model as Graph's JSON object (the wire shape the normalisers take)."""
-    writer = JsonSerializationWriter()
-    writer.write_object_value(None, model)
-    body = json.loads(writer.get_serialized_content() or b"{}")
-    return body if isinstance(body, dict) else {}
 
 
 def _error_parts(error: APIError) -> tuple[str | None, str]:
@@ -156,7 +149,10 @@ def application_model(spec: Mapping[str, Any]) -> Application:
 
 
 class GraphApi:
-    """Graph v1.0 calls. The client sends tokens only to the cloud's Graph host."""
+    """Graph v1.0 calls. Requests are built by msgraph-sdk's request builders and sent through its adapter
+    (auth, middleware, OData error mapping); responses are taken as JSON bytes rather than models, because
+    kiota's first deserialization of a `user` imports the whole model graph (about 1.4 s, blocking the loop)
+    and the normalisers want Graph's JSON anyway."""
 
     def __init__(self, *, credential: Any, cloud: Cloud, context: ssl.SSLContext) -> None:
         http = httpx.AsyncClient(
@@ -173,20 +169,46 @@ class GraphApi:
         auth = AzureIdentityAuthenticationProvider(
             credential, scopes=[cloud.graph_scope], allowed_hosts=[cloud.graph_host]
         )
-        adapter = GraphRequestAdapter(auth, http)
-        adapter.base_url = cloud.graph_api
-        self._client = GraphServiceClient(request_adapter=adapter)
+        self._adapter = GraphRequestAdapter(auth, http)
+        self._adapter.base_url = cloud.graph_api
+        self._client = GraphServiceClient(request_adapter=self._adapter)
 
     async def close(self) -> None:
         await self._http.aclose()
 
+    async def _send(self, info: RequestInformation) -> Body | None:
+        """Send one request; its JSON body, or None when the answer has none (204)."""
+        content = await self._adapter.send_primitive_async(info, "bytes", {"XXX": ODataError})
+        if not content:
+            return None
+        body = json.loads(content)
+        return body if isinstance(body, dict) else None
+
+    async def _read(self, what: str, info: RequestInformation) -> Body | None:
+        return await read_or_none(what, lambda: self._send(info))
+
+    async def _list(self, what: str, info: RequestInformation) -> list[Body]:
+        with graph_errors(what):
+            page = await self._send(info)
+        return list((page or {}).get("value") or [])
+
+    async def _write(self, what: str, info: RequestInformation, not_yet: NotYet = _never) -> Body | None:
+        with graph_errors(what, not_yet):
+            return await self._send(info)
+
+    async def _delete(self, what: str, info: RequestInformation) -> None:
+        with graph_errors(what):
+            try:
+                await self._send(info)
+            except APIError as error:
+                if not _not_found(error):
+                    raise
+
     # -- applications ---------------------------------------------------------------------------------------
 
     async def get_application(self, unique_name: str) -> Body | None:
-        app = await read_or_none(
-            f"reading app {unique_name}", lambda: self._client.applications_with_unique_name(unique_name).get()
-        )
-        return None if app is None else to_json(app)
+        builder = self._client.applications_with_unique_name(unique_name)
+        return await self._read(f"reading app {unique_name}", builder.to_get_request_information())
 
     async def upsert_application(self, unique_name: str, spec: Mapping[str, Any]) -> Body | None:
         """`PATCH /applications(uniqueName=...)` with `Prefer: create-if-missing`: never a duplicate.
@@ -195,112 +217,86 @@ class GraphApi:
         """
         config: RequestConfiguration[Any] = RequestConfiguration()
         config.headers.add("Prefer", "create-if-missing")
-        with graph_errors(f"writing app {unique_name}"):
-            app = await self._client.applications_with_unique_name(unique_name).patch(
-                application_model(spec), request_configuration=config
-            )
-        return None if app is None else to_json(app)
+        builder = self._client.applications_with_unique_name(unique_name)
+        info = builder.to_patch_request_information(application_model(spec), request_configuration=config)
+        return await self._write(f"writing app {unique_name}", info)
 
     async def delete_application(self, unique_name: str) -> None:
-        with graph_errors(f"deleting app {unique_name}"):
-            try:
-                await self._client.applications_with_unique_name(unique_name).delete()
-            except APIError as error:
-                if not _not_found(error):
-                    raise
+        builder = self._client.applications_with_unique_name(unique_name)
+        await self._delete(f"deleting app {unique_name}", builder.to_delete_request_information())
 
     # -- service principals ---------------------------------------------------------------------------------
 
     async def get_service_principal_by_app_id(self, app_id: str) -> Body | None:
-        principal = await read_or_none(
-            f"reading the service principal of app {app_id}",
-            lambda: self._client.service_principals_with_app_id(app_id).get(),
-        )
-        return None if principal is None else to_json(principal)
+        builder = self._client.service_principals_with_app_id(app_id)
+        return await self._read(f"reading the service principal of app {app_id}", builder.to_get_request_information())
 
     async def get_service_principal(self, object_id: str) -> Body | None:
-        principal = await read_or_none(
-            f"reading service principal {object_id}",
-            lambda: self._client.service_principals.by_service_principal_id(object_id).get(),
-        )
-        return None if principal is None else to_json(principal)
+        builder = self._client.service_principals.by_service_principal_id(object_id)
+        return await self._read(f"reading service principal {object_id}", builder.to_get_request_information())
 
     async def create_service_principal(
         self, app_id: str, *, tags: list[str] | None = None, notes: str | None = None
     ) -> Body:
+        info = self._client.service_principals.to_post_request_information(
+            ServicePrincipal(app_id=app_id, tags=tags, notes=notes)
+        )
         # a just-created app may not be visible to the service principal endpoint yet
-        with graph_errors(f"creating the service principal of app {app_id}", _mentions(app_id)):
-            principal = await self._client.service_principals.post(
-                ServicePrincipal(app_id=app_id, tags=tags, notes=notes)
-            )
-        return {} if principal is None else to_json(principal)
+        body = await self._write(f"creating the service principal of app {app_id}", info, _mentions(app_id))
+        return body or {}
 
     async def update_service_principal_tags(self, object_id: str, tags: list[str]) -> None:
-        with graph_errors(f"updating the tags of service principal {object_id}"):
-            await self._client.service_principals.by_service_principal_id(object_id).patch(ServicePrincipal(tags=tags))
+        builder = self._client.service_principals.by_service_principal_id(object_id)
+        info = builder.to_patch_request_information(ServicePrincipal(tags=tags))
+        await self._write(f"updating the tags of service principal {object_id}", info)
 
     async def delete_service_principal(self, object_id: str) -> None:
-        with graph_errors(f"deleting service principal {object_id}"):
-            try:
-                await self._client.service_principals.by_service_principal_id(object_id).delete()
-            except APIError as error:
-                if not _not_found(error):
-                    raise
+        builder = self._client.service_principals.by_service_principal_id(object_id)
+        await self._delete(f"deleting service principal {object_id}", builder.to_delete_request_information())
 
     # -- delegated permission grants (admin consent) --------------------------------------------------------
 
     async def list_grants(self, client_id: str) -> list[Body]:
         query = Oauth2PermissionGrantsRequestBuilder.Oauth2PermissionGrantsRequestBuilderGetQueryParameters
-        with graph_errors(f"reading the permission grants of {client_id}"):
-            page = await self._client.oauth2_permission_grants.get(
-                _filter(query, f"clientId eq '{_quote(client_id)}'")
-            )
-        return [to_json(grant) for grant in (page.value if page and page.value else [])]
+        info = self._client.oauth2_permission_grants.to_get_request_information(
+            _filter(query, f"clientId eq '{_quote(client_id)}'")
+        )
+        return await self._list(f"reading the permission grants of {client_id}", info)
 
     async def create_grant(self, *, client_id: str, resource_id: str, scope: str) -> Body:
-        # right after the client's service principal was created, Graph may not know it yet
-        with graph_errors(f"granting admin consent to {client_id}", _mentions(client_id, resource_id)):
-            grant = await self._client.oauth2_permission_grants.post(
-                OAuth2PermissionGrant(
-                    client_id=client_id, consent_type="AllPrincipals", resource_id=resource_id, scope=scope
-                )
+        info = self._client.oauth2_permission_grants.to_post_request_information(
+            OAuth2PermissionGrant(
+                client_id=client_id, consent_type="AllPrincipals", resource_id=resource_id, scope=scope
             )
-        return {} if grant is None else to_json(grant)
+        )
+        # right after the client's service principal was created, Graph may not know it yet
+        body = await self._write(f"granting admin consent to {client_id}", info, _mentions(client_id, resource_id))
+        return body or {}
 
     async def update_grant(self, grant_id: str, scope: str) -> None:
-        with graph_errors(f"updating permission grant {grant_id}"):
-            await self._client.oauth2_permission_grants.by_o_auth2_permission_grant_id(grant_id).patch(
-                OAuth2PermissionGrant(scope=scope)
-            )
+        builder = self._client.oauth2_permission_grants.by_o_auth2_permission_grant_id(grant_id)
+        info = builder.to_patch_request_information(OAuth2PermissionGrant(scope=scope))
+        await self._write(f"updating permission grant {grant_id}", info)
 
     async def delete_grant(self, grant_id: str) -> None:
-        with graph_errors(f"deleting permission grant {grant_id}"):
-            try:
-                await self._client.oauth2_permission_grants.by_o_auth2_permission_grant_id(grant_id).delete()
-            except APIError as error:
-                if not _not_found(error):
-                    raise
+        builder = self._client.oauth2_permission_grants.by_o_auth2_permission_grant_id(grant_id)
+        await self._delete(f"deleting permission grant {grant_id}", builder.to_delete_request_information())
 
     # -- directory lookups ----------------------------------------------------------------------------------
 
     async def get_user(self, object_id: str) -> Body | None:
-        user = await read_or_none(
-            f"looking up user {object_id}", lambda: self._client.users.by_user_id(object_id).get()
-        )
-        return None if user is None else to_json(user)
+        builder = self._client.users.by_user_id(object_id)
+        return await self._read(f"looking up user {object_id}", builder.to_get_request_information())
 
     async def find_users(self, name: str) -> list[Body]:
         """Users whose userPrincipalName or e-mail is `name`, in one request."""
         query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters
         quoted = _quote(name)
-        with graph_errors(f"looking up user {name}"):
-            page = await self._client.users.get(
-                _filter(query, f"userPrincipalName eq '{quoted}' or mail eq '{quoted}'")
-            )
-        return [to_json(user) for user in (page.value if page and page.value else [])]
+        info = self._client.users.to_get_request_information(
+            _filter(query, f"userPrincipalName eq '{quoted}' or mail eq '{quoted}'")
+        )
+        return await self._list(f"looking up user {name}", info)
 
     async def get_group(self, object_id: str) -> Body | None:
-        group = await read_or_none(
-            f"looking up group {object_id}", lambda: self._client.groups.by_group_id(object_id).get()
-        )
-        return None if group is None else to_json(group)
+        builder = self._client.groups.by_group_id(object_id)
+        return await self._read(f"looking up group {object_id}", builder.to_get_request_information())
