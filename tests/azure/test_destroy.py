@@ -1,0 +1,165 @@
+"""destroy removes exactly what the plan owns, waits until it is gone, and leaves everyone else's alone;
+an existing resource the plan does not own is refused unless --adopt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provision.azure import AzureSession
+from provision.azure.normalise import DICOM_API_APP_ID
+from provision.core import ExecutionError
+from provision.plan import parse_plan
+
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+EPHEMERAL = "azure-ephemeral.yaml"
+
+
+def _arm(session: AzureSession, client_class: Any) -> Any:
+    """An azure-mgmt client of the session's cloud and credential, for changes made "by someone else"."""
+    return client_class(
+        session.credential,
+        str(session.azure.subscription_id),
+        base_url=session.cloud.arm,
+        credential_scopes=[session.cloud.arm_scope],
+        transport=session.transport,
+        polling_interval=0.1,
+    )
+
+
+def _ids(azure: Any, pr: str) -> dict[str, str]:
+    sub = f"/subscriptions/{azure.info.subscription_id}"
+    group = f"{sub}/resourceGroups/rg-ohif-pr-{pr}"
+    workspace = f"{group}/providers/Microsoft.HealthcareApis/workspaces/ohifpr{pr}"
+    return {"group": group, "workspace": workspace, "dicom": f"{workspace}/dicomservices/pr-{pr}"}
+
+
+def _present(azure: Any, pr: str) -> dict[str, Any]:
+    control = azure.control
+    apps = control.apps(f"ohif-viewer-pr-{pr}")
+    principals = [p for app in apps for p in control.service_principals(app["appId"])]
+    ids = _ids(azure, pr)
+    return {
+        "apps": len(apps),
+        "principals": len(principals),
+        "grants": sum(len(control.grants(p["id"])) for p in principals),
+        "assignments": len(control.assignments(ids["dicom"])),
+        **{name: control.arm(resource_id) is not None for name, resource_id in ids.items()},
+    }
+
+
+EVERYTHING = {
+    "apps": 1, "principals": 1, "grants": 1, "assignments": 2, "group": True, "workspace": True, "dicom": True,
+}
+NOTHING = {
+    "apps": 0, "principals": 0, "grants": 0, "assignments": 0, "group": False, "workspace": False, "dicom": False,
+}
+
+
+def test_destroy_removes_this_environment_only(azure: Any) -> None:
+    one, two = azure.playbook(EPHEMERAL, PR_NUMBER="1"), azure.playbook(EPHEMERAL, PR_NUMBER="2")
+    azure.run(one)
+    azure.run(two)
+    assert _present(azure, "1") == _present(azure, "2") == EVERYTHING
+
+    destroyed = azure.run(one, "destroy")
+
+    assert _present(azure, "1") == NOTHING
+    assert _present(azure, "2") == EVERYTHING
+    kinds = {s.resource.address: s.action.kind for s in destroyed.plan.steps}
+    assert kinds["azure.user[alice@contoso.com]"] == "no-op"
+    # shared and referenced objects stay: the tenant's DICOM API principal, the user
+    assert len(azure.control.service_principals(DICOM_API_APP_ID)) == 1
+    assert azure.run(two, "plan").changes() == {}
+    # a second destroy finds nothing of its own and sends no write
+    azure.control.clear_log()
+    again = azure.run(one, "destroy")
+    assert again.outcome is not None
+    # the DICOM API principal's "delete" keeps it (until the engine can plan "kept" for shared objects)
+    assert {s.resource.address for s in again.outcome.done} <= {"azure.dicom_api_principal[Azure API for DICOM]"}
+    assert azure.control.writes() == []
+
+
+def test_a_resource_group_the_plan_does_not_create_is_never_deleted(azure: Any) -> None:
+    text = (PLAYBOOKS / EPHEMERAL).read_text().replace("create: true", "create: false")
+    plan = parse_plan(text, env={"PR_NUMBER": "3"})
+
+    async def make_group(session: AzureSession) -> None:
+        from azure.mgmt.resource.resources.aio import ResourceManagementClient
+
+        async with _arm(session, ResourceManagementClient) as client:
+            await client.resource_groups.create_or_update("rg-ohif-pr-3", {"location": "westeurope"})
+
+    applied = azure.run(plan, inspect=make_group)
+    assert "azure.resource_group[rg-ohif-pr-3]" not in applied.changes()
+    assert azure.control.arm(_ids(azure, "3")["group"])["tags"] in (None, {})
+
+    azure.run(plan, "destroy")
+
+    assert _present(azure, "3") == {**NOTHING, "group": True}
+
+
+def test_destroy_keeps_a_group_that_holds_someone_elses_resources(azure: Any) -> None:
+    plan = azure.playbook(EPHEMERAL, PR_NUMBER="4")
+    azure.run(plan)
+
+    async def add_workspace(session: AzureSession) -> None:
+        from azure.mgmt.healthcareapis import models
+        from azure.mgmt.healthcareapis.aio import HealthcareApisManagementClient
+
+        async with _arm(session, HealthcareApisManagementClient) as client:
+            poller = await client.workspaces.begin_create_or_update(
+                "rg-ohif-pr-4", "otherws", models.Workspace(location="westeurope")
+            )
+            await poller.result()
+
+    with pytest.raises(ExecutionError, match="otherws") as raised:
+        azure.run(plan, "destroy", inspect=add_workspace)
+
+    assert "azure.resource_group[rg-ohif-pr-4]" in str(raised.value)
+    assert _present(azure, "4") == {**NOTHING, "group": True}
+
+
+def test_existing_resources_not_owned_are_refused_unless_adopted(azure: Any) -> None:
+    plan = azure.playbook(EPHEMERAL, PR_NUMBER="5")
+
+    async def make_group(session: AzureSession) -> None:
+        from azure.mgmt.resource.resources.aio import ResourceManagementClient
+
+        async with _arm(session, ResourceManagementClient) as client:
+            await client.resource_groups.create_or_update(
+                "rg-ohif-pr-5", {"location": "westeurope", "tags": {"owner": "someone"}}
+            )
+
+    planned = azure.run(plan, "plan", inspect=make_group)
+    [blocked] = planned.plan.blocked
+    assert blocked.resource.address == "azure.resource_group[rg-ohif-pr-5]"
+    assert "--adopt" in (blocked.blocked or "")
+    azure.control.clear_log()
+    with pytest.raises(ExecutionError, match="--adopt"):
+        azure.run(plan)
+    assert azure.control.writes() == []
+
+    adopted = azure.run(plan, adopt=True)
+
+    assert adopted.changes()["azure.resource_group[rg-ohif-pr-5]"] == "update"
+    tags = azure.control.arm(_ids(azure, "5")["group"])["tags"]
+    assert tags["owner"] == "someone"  # foreign tags are kept
+    assert (tags["provision-plan"], tags["provision-env"]) == ("ohif-preview", "pr-5")
+    assert azure.run(plan, "plan").changes() == {}
+
+
+def test_an_app_of_another_environment_is_not_taken_over(azure: Any) -> None:
+    azure.run(azure.playbook(EPHEMERAL, PR_NUMBER="6"))
+    text = (PLAYBOOKS / EPHEMERAL).read_text().replace("env: pr-${PR_NUMBER}", "env: other")
+    other = parse_plan(text, env={"PR_NUMBER": "6"})
+
+    planned = azure.run(other, "plan")
+    blocked = {step.resource.address for step in planned.plan.blocked}
+    assert {"azure.app[ohif-viewer-pr-6]", "azure.resource_group[rg-ohif-pr-6]"} <= blocked
+
+    # and its destroy leaves the first environment's resources alone
+    azure.run(other, "destroy")
+    assert _present(azure, "6") == EVERYTHING
