@@ -146,14 +146,3 @@ def arm_token(http: Any, info: SandboxInfo) -> str:
 @pytest.fixture
 def graph_token(http: Any, info: SandboxInfo) -> str:
     return token(http, info, "https://graph.microsoft.com")
-
-
-@pytest.fixture
-def wait_lro() -> Callable[[], None]:
-    """Sleep just past the sandbox's (test) long-running-operation duration."""
-    import time
-
-    def wait() -> None:
-        time.sleep(0.35)
-
-    return wait
