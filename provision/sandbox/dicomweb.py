@@ -41,6 +41,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import httpx
 from starlette.requests import Request
@@ -486,7 +487,8 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
             if name in request.headers:
                 headers[name] = request.headers[name]
         body = await request.body() if request.method in ("POST", "PUT") else None
-        url = f"{orthanc.dicomweb_url}/{rest}" + (f"?{request.url.query}" if request.url.query else "")
+        query = orthanc_query(request.query_params.multi_items())
+        url = f"{orthanc.dicomweb_url}/{rest}" + (f"?{query}" if query else "")
         upstream = await pool.client.request(request.method, url, headers=headers, content=body)
         content = upstream.content
         content_type = upstream.headers.get("content-type", "")
@@ -639,6 +641,19 @@ def _action(method: str, parts: list[str]) -> str:
     if method == "DELETE":
         return DELETE
     return WRITE
+
+
+def orthanc_query(params: Iterable[tuple[str, str]]) -> str:
+    """The query string for Orthanc: `includefield=a,b` becomes `includefield=a&includefield=b` (the DICOM
+    standard and Azure accept a comma-separated list; the DICOMweb plugin 1.7 answers it with "Unknown DICOM
+    tag" and leaves the attributes out)."""
+    items: list[tuple[str, str]] = []
+    for key, value in params:
+        if key.lower() == "includefield":
+            items.extend((key, v.strip()) for v in value.split(",") if v.strip())
+        else:
+            items.append((key, value))
+    return urlencode(items)
 
 
 def _stow_status(content: bytes) -> int:
