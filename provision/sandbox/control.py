@@ -119,6 +119,8 @@ def _family(path: str) -> str:
     p = path.lower()
     if p.startswith("/v1.0"):
         return "graph"
+    if p.startswith(("/v1/", "/google/")):
+        return "google"
     if p.startswith(("/subscriptions", "/providers")):
         return "arm"
     if "/oauth2/" in p or "/discovery/" in p or "openid-configuration" in p:
@@ -149,6 +151,10 @@ def fault_response(rule: FaultRule, request: Request, world: World) -> Response:
             headers = graph_headers(request, headers)
             body = graph_error_body(request, code, message, request_id=headers["request-id"])
             content_type = "application/json"
+        elif family == "google":  # a google.rpc.Status body, as healthcare.googleapis.com answers
+            rpc = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+            body = {"error": {"code": status, "message": _REASONS.get(status, "Error"),
+                              "status": rpc.get(status, "UNKNOWN")}}
         elif family == "entra":
             stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
             body = {"error": "temporarily_unavailable",

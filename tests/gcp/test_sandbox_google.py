@@ -150,3 +150,10 @@ def test_requests_without_a_google_token_are_unauthenticated(options: Any) -> No
                          verify=ssl.create_default_context(cafile=info.ca_bundle))
     assert response.status_code == 401
     assert response.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
+def test_faults_on_google_routes_answer_google_rpc_status(google: Any, observer: Any, dataset_id: str) -> None:
+    google.create_dataset(dataset_id)
+    observer.faults([{"status": 503, "method": "GET", "path_regex": f"/datasets/{dataset_id}$", "count": 1}])
+    status = raw_error(google.api, lambda s: datasets_api(s).get(name=google.dataset_name(dataset_id)))
+    assert (status.code, status.status) == (503, "UNAVAILABLE")
