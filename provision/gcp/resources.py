@@ -77,22 +77,27 @@ class DatasetResource(Resource):
         return f"dataset {self.name.dataset}"
 
     async def _contents(self) -> tuple[list[str], list[str]]:
-        """(ids of the DICOM stores, names of everything this plan does not own)."""
+        """(ids of the DICOM stores, names of everything this plan does not own); the four lists in parallel."""
         dataset = self.name.dataset_name
-        def list_stores(service: Any, token: str | None, kind: str = "dicomStores") -> Any:
+
+        def list_page(service: Any, token: str | None, kind: str) -> Any:
             return getattr(datasets_api(service), kind)().list(parent=dataset, pageSize=100, pageToken=token)
 
-        stores = await _list_all(self.client, list_stores, "dicomStores", f"listing the DICOM stores of {dataset}")
+        kinds = ("dicomStores", *_OTHER_STORES)
+        listed = await asyncio.gather(
+            *(
+                _list_all(self.client, functools.partial(list_page, kind=kind), kind, f"listing {kind} of {dataset}")
+                for kind in kinds
+            )
+        )
+        stores, others = listed[0], dict(zip(kinds[1:], listed[1:], strict=True))
         foreign = [
             "dicomStores/" + store["name"].rsplit("/", 1)[-1]
             for store in stores
             if not carries_labels(store.get("labels"), self.plan_name, self.env)
         ]
-        for kind in _OTHER_STORES:
-            others = await _list_all(
-                self.client, functools.partial(list_stores, kind=kind), kind, f"listing the {kind} of {dataset}"
-            )
-            foreign += [f"{kind}/" + other["name"].rsplit("/", 1)[-1] for other in others]
+        for kind, items in others.items():
+            foreign += [f"{kind}/" + item["name"].rsplit("/", 1)[-1] for item in items]
         return sorted(s["name"].rsplit("/", 1)[-1] for s in stores), sorted(foreign)
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
@@ -102,12 +107,9 @@ class DatasetResource(Resource):
             )
         except NotFound:
             return None
-        stores, foreign = await self._contents()
-        actual: dict[str, Any] = {
-            "name": found.get("name", self.name.dataset_name),
-            "stores": stores,
-            "foreign": foreign,
-        }
+        actual: dict[str, Any] = {"name": found.get("name", self.name.dataset_name)}
+        if self.managed:  # what it holds only matters for a dataset the plan may delete
+            actual["stores"], actual["foreign"] = await self._contents()
         if found.get("timeZone"):
             actual["timeZone"] = found["timeZone"]
         return actual
