@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from provision.azure import normalise
 from provision.azure.errors import AzureCloudError, AzureTemporaryError
 from provision.azure.ownership import assignment_name
-from provision.azure.resources.base import Azure, AzureResource, known, outputs_of
+from provision.azure.resources.base import Azure, AzureResource, empty_because_new, known, outputs_of
 from provision.azure.waiting import poll_delay, wait_gone
 from provision.core import Compare, Context, FieldPolicy, TemporaryError, Timeouts, Update
 
@@ -101,7 +101,9 @@ class RoleAssignment(AzureResource):
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
         keys = self._keys(ctx)
-        return None if keys is None else await self._find(*keys)
+        if keys is None or empty_because_new(ctx, self.scope_address):
+            return None
+        return await self._find(*keys)
 
     async def _put(self, ctx: Context, name: str, desired: Mapping[str, Any]) -> dict[str, Any]:
         scope = ctx.inputs(self.scope_address)["id"]

@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from provision.azure import normalise
-from provision.azure.resources.base import Azure, AzureResource, known, merged_tags, outputs_of
+from provision.azure.resources.base import (
+    CREATED_NOW,
+    Azure,
+    AzureResource,
+    created_now,
+    empty_because_new,
+    merged_tags,
+    outputs_of,
+)
 from provision.azure.waiting import wait_gone
 from provision.core import Compare, Context, FieldPolicy, Timeouts, Update
 from provision.errors import CloudError
@@ -48,7 +56,7 @@ class ResourceGroup(_TaggedArmResource):
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
         body = await self.azure.arm.put_resource_group(self.name, desired["location"], self._create_tags(desired))
-        return normalise.resource_group(body)
+        return created_now(normalise.resource_group(body))
 
     async def update(
         self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
@@ -72,7 +80,7 @@ class ResourceGroup(_TaggedArmResource):
         )
 
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
-        return outputs_of(actual, "id", "name", "location")
+        return outputs_of(actual, "id", "name", "location", CREATED_NOW)
 
 
 class Workspace(_TaggedArmResource):
@@ -91,8 +99,8 @@ class Workspace(_TaggedArmResource):
         return {"location": normalise.location(self.azure.location), "tags": self.azure.arm_tags()}
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
-        if not known(ctx.inputs(self.group_address).get("id")):
-            return None  # the group is still to be created, so nothing can be in it
+        if empty_because_new(ctx, self.group_address):
+            return None
         body = await self.azure.arm.get_workspace(self.resource_group, self.name)
         return None if body is None else normalise.workspace(body)
 
@@ -100,7 +108,7 @@ class Workspace(_TaggedArmResource):
         body = await self.azure.arm.put_workspace(
             self.resource_group, self.name, desired["location"], self._create_tags(desired), ctx.progress
         )
-        return normalise.workspace(body)
+        return created_now(normalise.workspace(body))
 
     async def update(
         self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
@@ -119,7 +127,7 @@ class Workspace(_TaggedArmResource):
         )
 
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
-        return outputs_of(actual, "id", "name")
+        return outputs_of(actual, "id", "name", CREATED_NOW)
 
 
 def declared_cors(cors: Any) -> dict[str, Any] | None:
@@ -179,7 +187,7 @@ class DicomService(_TaggedArmResource):
         return desired
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
-        if not known(ctx.inputs(self.workspace_address).get("id")):
+        if empty_because_new(ctx, self.workspace_address):
             return None
         body = await self.azure.arm.get_dicom(self.resource_group, self.workspace, self.name)
         return None if body is None else normalise.dicom_service(body)
@@ -194,7 +202,7 @@ class DicomService(_TaggedArmResource):
             cors=desired.get("cors"),
             report=ctx.progress,
         )
-        return normalise.dicom_service(body)
+        return created_now(normalise.dicom_service(body))
 
     async def update(
         self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
@@ -219,4 +227,4 @@ class DicomService(_TaggedArmResource):
         )
 
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
-        return outputs_of(actual, "id", "name", "service_url")
+        return outputs_of(actual, "id", "name", "service_url", CREATED_NOW)

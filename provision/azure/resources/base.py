@@ -69,6 +69,22 @@ def merged_tags(actual: Mapping[str, Any] | None, desired: Mapping[str, str]) ->
     return {**dict((actual or {}).get("tags") or {}), **desired}
 
 
+#: output key of an ARM container created by this very run: nothing can be inside it yet, so its children
+#: need not be read again before they are created (saves a round trip per level on a fresh apply)
+CREATED_NOW = "created_now"
+
+
+def created_now(body: dict[str, Any]) -> dict[str, Any]:
+    """Mark what `create` returns; reads never carry the mark."""
+    return {**body, CREATED_NOW: True}
+
+
+def empty_because_new(ctx: Any, parent: str) -> bool:
+    """True when the parent does not exist yet, or was created by this run (so it holds nothing)."""
+    inputs = ctx.inputs(parent)
+    return not known(inputs.get("id")) or inputs.get(CREATED_NOW) is True
+
+
 def outputs_of(actual: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     """Selected keys; `actual` may be the engine's "not created yet" mapping, whose missing keys are UNKNOWN."""
     return {key: actual.get(key) for key in keys}
