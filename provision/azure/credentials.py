@@ -9,7 +9,6 @@ import asyncio
 import base64
 import binascii
 import json
-import os
 import ssl
 import time
 from pathlib import Path
@@ -129,8 +128,3 @@ def token_claims(token: str) -> dict[str, Any]:
     except (IndexError, ValueError, binascii.Error):
         return {}
     return claims if isinstance(claims, dict) else {}
-
-
-def env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None

@@ -26,8 +26,6 @@ class ProgressPolling(AsyncARMPolling):
         super().__init__(timeout=MIN_DELAY, **kwargs)
         self._reporter = Reporter(what, report)
         self._started = time.monotonic()
-        #: status requests sent (for tests and the benchmark)
-        self.polls = 0
 
     def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
         super().initialize(client, initial_response, deserialization_callback)
@@ -47,7 +45,6 @@ class ProgressPolling(AsyncARMPolling):
         await self._sleep(self._extract_delay())
 
     async def update_status(self) -> None:
-        self.polls += 1
         try:
             await super().update_status()
         except BadStatus:
