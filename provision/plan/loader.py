@@ -26,6 +26,7 @@ from pydantic import BaseModel, ValidationError
 
 from provision.errors import PlanError
 from provision.plan.models import Plan
+from provision.plan.names import fit_interpolated
 
 __all__ = ["interpolate", "load_plan", "parse_plan", "plan_json_schema"]
 
@@ -114,6 +115,8 @@ class _Converter:
         self.containers: set[KeyPath] = set()
         self.problems: list[_Problem] = []
         self.nodes = 0
+        #: key paths of string values that `${...}` changed (name fields among them may be made to fit)
+        self.interpolated: list[KeyPath] = []
 
     def convert(self, node: Any, path: KeyPath, pos: Position) -> Any:
         from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -187,12 +190,15 @@ class _Converter:
             return bool(node)
         if isinstance(node, str):
             try:
-                return interpolate(str(node), self.env)
+                value = interpolate(str(node), self.env)
             except _InterpolationError as exc:
                 self.problems.append(
                     _Problem(self._refine(pos, exc.token, str(node), exc.offset), path, exc.message, exc.hint)
                 )
                 return str(node)
+            if value != str(node):
+                self.interpolated.append(path)
+            return value
         if isinstance(node, int):
             return int(node)
         if isinstance(node, float):
@@ -420,6 +426,7 @@ def _parse(text: str, name: str, env: Mapping[str, str], path: Path | None) -> P
         _raise(name, converter.problems)
     if not isinstance(data, dict):
         _raise(name, [_Problem((0, 0), (), f"a plan must be a mapping of keys; got {_show_value(data)}")])
+    fit_interpolated(data, converter.interpolated)
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
