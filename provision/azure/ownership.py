@@ -46,6 +46,11 @@ class Owner:
     def graph_tags(self) -> list[str]:
         return [f"{PLAN_TAG}:{self.plan}", f"{ENV_TAG}:{self.env}"]
 
+    @staticmethod
+    def created_graph_tag() -> str:
+        """`provision-created:<UTC time>`, written once on create (the reaper reads an environment's age)."""
+        return f"{CREATED_TAG}:{Owner.created_tag()[CREATED_TAG]}"
+
     def owns_graph_tags(self, tags: Iterable[str] | None) -> bool:
         return set(self.graph_tags()) <= set(tags or ())
 

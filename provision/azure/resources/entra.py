@@ -110,7 +110,8 @@ class Application(AzureResource):
         return {**desired, "tags": tags, "notes": self.azure.owner.notes()}
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
-        body = await self.azure.graph.upsert_application(self.name, self._write(desired, self.azure.owner.graph_tags()))
+        tags = [*self.azure.owner.graph_tags(), self.azure.owner.created_graph_tag()]
+        body = await self.azure.graph.upsert_application(self.name, self._write(desired, tags))
         return None if body is None else normalise.application(body)
 
     async def update(
@@ -158,7 +159,7 @@ class AppPrincipal(AzureResource):
             return normalise.service_principal(existing)
         owner = self.azure.owner
         body = await self.azure.graph.create_service_principal(
-            desired["app_id"], tags=owner.graph_tags(), notes=owner.notes()
+            desired["app_id"], tags=[*owner.graph_tags(), owner.created_graph_tag()], notes=owner.notes()
         )
         return normalise.service_principal(body) if body.get("id") else None
 
