@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from provision.errors import ConfigurationError
 from provision.plan import validators as v
@@ -11,6 +12,11 @@ from provision.plan import validators as v
 #: ownership labels written on every DICOM store a plan creates (datasets cannot carry labels)
 PLAN_LABEL = "provision-plan"
 ENV_LABEL = "provision-env"
+#: written once when a store is created, never compared: its UTC creation time (`20250131t235959z`, as label
+#: values allow only lower-case letters, digits, '_' and '-') and, when the plan creates and may delete the
+#: dataset (`create: true`), `provision-dataset=owned` (so a reaper knows the dataset is the plan's to delete)
+CREATED_LABEL = "provision-created"
+DATASET_LABEL = "provision-dataset"
 
 _SEGMENT = r"[^/]+"
 _NAME_RE = re.compile(
@@ -86,3 +92,12 @@ def ownership_labels(plan_name: str, env: str) -> dict[str, str]:
 def carries_labels(labels: dict[str, str] | None, plan_name: str, env: str) -> bool:
     labels = labels or {}
     return labels.get(PLAN_LABEL) == plan_name and labels.get(ENV_LABEL) == env
+
+
+def created_labels(*, dataset_owned: bool, now: datetime | None = None) -> dict[str, str]:
+    """The labels a store gets once, on create (see CREATED_LABEL)."""
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dt%H%M%Sz")
+    labels = {CREATED_LABEL: stamp}
+    if dataset_owned:
+        labels[DATASET_LABEL] = "owned"
+    return labels

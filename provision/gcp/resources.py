@@ -36,7 +36,7 @@ from provision.gcp.iam import (
     merge_policy,
     nest_roles,
 )
-from provision.gcp.names import HealthcareName, carries_labels, ownership_labels
+from provision.gcp.names import HealthcareName, carries_labels, created_labels, ownership_labels
 
 #: stores of other kinds a dataset can hold; any of them makes the dataset not ours to delete
 _OTHER_STORES = ("fhirStores", "hl7V2Stores", "consentStores")
@@ -210,6 +210,7 @@ class DicomStoreResource(Resource):
         notification: Mapping[str, Any] | None = None,
         depends_on: tuple[str, ...] = (),
         managed: bool = True,
+        dataset_owned: bool = False,
     ) -> None:
         super().__init__(f"gcp.dicom_store[{name.store}]", depends_on)
         self.client = client
@@ -219,6 +220,8 @@ class DicomStoreResource(Resource):
         self.labels = dict(labels or {})
         self.notification = dict(notification) if notification else None
         self.managed = managed
+        #: the plan creates (and may delete) the dataset: recorded on the store when it is created
+        self.dataset_owned = dataset_owned
 
     @property
     def label(self) -> str:
@@ -255,10 +258,12 @@ class DicomStoreResource(Resource):
         }
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
+        labels = {**desired.get("labels", {}), **created_labels(dataset_owned=self.dataset_owned)}
+        body_sent = {**desired, "labels": labels}
         try:
             body = await self.client.call(
                 lambda s: datasets_api(s).dicomStores().create(
-                    parent=self.name.dataset_name, dicomStoreId=self.name.store, body=desired
+                    parent=self.name.dataset_name, dicomStoreId=self.name.store, body=body_sent
                 ),
                 f"creating {self.label}",
             )

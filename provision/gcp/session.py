@@ -52,6 +52,7 @@ def build_resources(client: HealthcareClient, plan: Any) -> list[Resource]:
             labels=dict(spec.labels),
             notification=notification,
             depends_on=(dataset.address,),
+            dataset_owned=gcp.dataset.create,
         )
         stores[spec.id] = store
         resources.append(store)

@@ -73,7 +73,10 @@ def test_apply_creates_everything_writes_app_config_and_is_idempotent(
     dataset = google.dataset_name(dataset_id)
     store = f"{dataset}/dicomStores/main"
     body = google.call(lambda s: datasets_api(s).dicomStores().get(name=store))
-    assert body["labels"] == {"team": "imaging", "provision-plan": "ohif-demo", "provision-env": "test"}
+    created = body["labels"].pop("provision-created")  # written once on create, for the reaper
+    assert re.fullmatch(r"\d{8}t\d{6}z", created)
+    assert body["labels"] == {
+        "team": "imaging", "provision-plan": "ohif-demo", "provision-env": "test", "provision-dataset": "owned"}
     assert google.members(google.get_policy(store), V) == ["user:a@example.org"]
     assert google.members(google.get_policy(dataset), E) == ["group:b@example.org"]
 
