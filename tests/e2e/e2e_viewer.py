@@ -1,0 +1,121 @@
+"""The built OHIF viewer (`@ohif/app` from the npm registry) and a static server for it on 127.0.0.1.
+
+`ohif_dist()` runs `npm pack @ohif/app@VERSION` once into `.cache/ohif/` (about 50 MB; npm checks the
+registry's integrity hash) and unpacks `package/dist`; reruns reuse the unpacked copy. `ViewerServer`
+serves that directory the way OHIF's own `serve.json` asks (every unknown path falls back to
+`index.html`, so `/callback` and `/viewer` work) with one difference: `/app-config.js` is the file
+`provision azure apply` wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+OHIF_VERSION = "3.13.2"
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path(os.environ.get("PROVISION_OHIF_CACHE", REPO / ".cache" / "ohif"))
+
+
+def ohif_dist(version: str = OHIF_VERSION, cache: Path = CACHE) -> Path:
+    """The `dist/` directory of the built viewer, fetched from the npm registry on first use."""
+    target = cache / f"app-{version}"
+    dist = target / "dist"
+    if (dist / "index.html").is_file():
+        return dist
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed (Node 20 + npm fetch the OHIF build)")
+    cache.mkdir(parents=True, exist_ok=True)
+    tarball = cache / f"ohif-app-{version}.tgz"
+    if not tarball.is_file():
+        subprocess.run(
+            [npm, "pack", f"@ohif/app@{version}", "--pack-destination", str(cache), "--silent"],
+            check=True, stdout=subprocess.DEVNULL, timeout=600,
+        )
+    staging = Path(tempfile.mkdtemp(prefix=f"app-{version}.", dir=cache))
+    with tarfile.open(tarball) as archive:
+        members = [m for m in archive.getmembers() if m.name.startswith("package/dist/")]
+        archive.extractall(staging, members=members, filter="data")
+    (staging / "package").rename(staging / "app")
+    if target.exists():
+        shutil.rmtree(target)
+    (staging / "app").rename(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    return dist
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ViewerServer:
+    """OHIF's dist on http://127.0.0.1:PORT with `app_config` as `/app-config.js` (uvicorn in a thread)."""
+
+    def __init__(self, dist: Path, app_config: Path, port: int | None = None) -> None:
+        self.dist = dist
+        self.app_config = app_config
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def _app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import FileResponse, Response
+        from starlette.routing import Route
+
+        dist = self.dist.resolve()
+        index = dist / "index.html"
+
+        async def serve(request: Request) -> Response:
+            path = request.path_params.get("path", "")
+            if path == "app-config.js":
+                return FileResponse(self.app_config, media_type="application/javascript",
+                                    headers={"Cache-Control": "no-store"})
+            candidate = (dist / path).resolve()
+            if path and candidate.is_file() and candidate.is_relative_to(dist):
+                return FileResponse(candidate)
+            return FileResponse(index, headers={"Cache-Control": "no-store"})
+
+        return Starlette(routes=[Route("/", serve), Route("/{path:path}", serve)])
+
+    def start(self) -> ViewerServer:
+        import uvicorn
+
+        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_config=None,
+                                log_level="warning", access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(target=server.run, name="ohif-viewer", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the viewer server did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+
+    def __enter__(self) -> ViewerServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
