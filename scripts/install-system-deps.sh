@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # System packages the end-to-end tests drive for real: Orthanc with its DICOMweb plugin (the sandbox's DICOM
-# data plane) and Debian's Chromium (the browser that runs the built OHIF viewer through Playwright).
+# data plane), Debian's Chromium (the browser that runs the built OHIF viewer through Playwright) and NSS's
+# certutil (to make that Chromium trust the sandbox's CA the normal way).
 #
 # Idempotent: when every program is already there it changes nothing and runs no apt at all, so calling it
 # before each test run costs milliseconds. Needs root (CI runs as root) or sudo.
 set -euo pipefail
 
-packages=(orthanc orthanc-dicomweb chromium)
+packages=(orthanc orthanc-dicomweb chromium libnss3-tools)
 missing=()
 command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)
 [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v certutil >/dev/null 2>&1 || missing+=(libnss3-tools)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -37,6 +39,6 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet orthanc 2
     "${sudo[@]}" systemctl disable orthanc || true
 fi
 
-command -v Orthanc >/dev/null && command -v chromium >/dev/null \
+command -v Orthanc >/dev/null && command -v chromium >/dev/null && command -v certutil >/dev/null \
     && [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] \
     || { echo "install-system-deps: installation incomplete" >&2; exit 1; }
