@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from . import throttling
 from .routing import Call, Handler, PatternRoute, Router, base_url, json_response
 from .tokens import TokenError, bearer_token
 
@@ -280,6 +281,7 @@ def routes(world: World, signer: TokenSigner, arm_routes: Iterable[ArmRoute]) ->
             sub = params.get("subscriptionId")
             if sub is not None and sub.lower() != own_sub:
                 raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+            throttling.check(world, request, sub)  # 429 when the subscription's bucket is empty (off by default)
             response = await handler(Call(request, params, world, signer, claims))
             if request.method == "HEAD" and "HEAD" not in route.handlers:
                 return Response(b"", status_code=response.status_code, headers=dict(response.headers))

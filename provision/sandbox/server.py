@@ -14,7 +14,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from . import arm, authorization, control, dicomweb, entra, gcp, graph, healthcare, resources, signin
+from . import arm, authorization, control, dicomweb, entra, gcp, graph, healthcare, resources, signin, throttling
 from .info import INFO_FILE, SandboxInfo
 from .tokens import TokenSigner, ensure_tls
 from .world import Config, World
@@ -41,6 +41,7 @@ API_MODULES: tuple[Any, ...] = (
     _AzureResourceManager,
     graph,
     dicomweb,  # each DICOM service's serviceUrl, forwarded to an Orthanc per service
+    throttling,  # no routes of its own (ARM's front door calls it); /_sandbox/throttling switches it on
 )
 
 
