@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from provision import __version__
+from provision.azure.verify import register as register_azure_verify
 from provision.cli.sandbox import app as sandbox_app
 from provision.cli.target import make_target_app, user_errors
 from provision.gcp.cli import register as register_gcp_roles
@@ -34,6 +35,7 @@ gcp_app = make_target_app(
 )
 
 register_gcp_roles(gcp_app)
+register_azure_verify(azure_app)
 
 app.add_typer(azure_app, name="azure")
 app.add_typer(gcp_app, name="gcp")
