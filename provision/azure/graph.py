@@ -235,9 +235,14 @@ class GraphApi:
         builder = self._client.service_principals.by_service_principal_id(object_id)
         return await self._read(f"reading service principal {object_id}", builder.to_get_request_information())
 
-    async def create_service_principal(
+    async def ensure_service_principal(
         self, app_id: str, *, tags: list[str] | None = None, notes: str | None = None
     ) -> Body:
+        """The app's service principal, created when missing. POST is not idempotent, so it is looked for first:
+        after a lost answer or a retry, the earlier attempt's principal is found instead of a second POST."""
+        existing = await self.get_service_principal_by_app_id(app_id)
+        if existing is not None:
+            return existing
         info = self._client.service_principals.to_post_request_information(
             ServicePrincipal(app_id=app_id, tags=tags, notes=notes)
         )

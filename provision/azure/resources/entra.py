@@ -25,7 +25,8 @@ class DicomApiPrincipal(AzureResource):
 
     kind = "azure.dicom_api_principal"
     timeouts = GRAPH_TIMEOUTS
-    #: destroy must leave it in place (see the report to the engine's owner: honoured by `delete` meanwhile)
+    #: shared with every DICOM client of the tenant, so destroy leaves it; the engine does not plan by this flag
+    #: yet, so `delete` only reports that it keeps the principal
     keep_on_destroy = True
 
     def __init__(self, azure: Azure) -> None:
@@ -47,7 +48,7 @@ class DicomApiPrincipal(AzureResource):
         return principal
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
-        await self.azure.graph.create_service_principal(DICOM_API_APP_ID)
+        await self.azure.graph.ensure_service_principal(DICOM_API_APP_ID)
         return None  # read it back: the scope list is what matters
 
     async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
@@ -154,11 +155,8 @@ class AppPrincipal(AzureResource):
         return None if body is None else normalise.service_principal(body)
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
-        existing = await self.azure.graph.get_service_principal_by_app_id(desired["app_id"])
-        if existing is not None:  # an earlier attempt got through before its answer was lost
-            return normalise.service_principal(existing)
         owner = self.azure.owner
-        body = await self.azure.graph.create_service_principal(
+        body = await self.azure.graph.ensure_service_principal(
             desired["app_id"], tags=[*owner.graph_tags(), owner.created_graph_tag()], notes=owner.notes()
         )
         return normalise.service_principal(body) if body.get("id") else None
