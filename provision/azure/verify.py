@@ -286,6 +286,7 @@ async def run_checks(session: AzureSession, plan: Any, plan_path: str, *, write_
     import httpx
 
     from provision.core import Engine
+    from provision.errors import ProvisionError
 
     apply = f"provision azure apply {plan_path}"
     section = plan.azure
@@ -306,7 +307,10 @@ async def run_checks(session: AzureSession, plan: Any, plan_path: str, *, write_
         return checks + role_checks(steps, section.dicom.name, apply)
     async with httpx.AsyncClient(verify=context, timeout=60, follow_redirects=False) as http:
         user = _first_user(plan)
-        result = session.ohif(planned.outputs) if section.app is not None else None
+        try:
+            result = session.ohif(planned.outputs) if section.app is not None else None
+        except ProvisionError:  # the app is not there: the app registration checks above say so
+            result = None
         if session.cloud.sandbox and user and result is not None and result.document.get("oidc"):
             try:
                 token = await viewer_sign_in(http, result.document["oidc"][0], user)
