@@ -24,11 +24,11 @@ from provision.azure.clouds import Cloud
 REFRESH_MARGIN = 300
 
 
-def ssl_context(ca_bundle: Path | str | None) -> ssl.SSLContext:
-    """The system's trust store plus `ca_bundle` (a TLS-inspecting proxy's CA, or the sandbox's)."""
+def ssl_context(*ca_bundles: Path | str) -> ssl.SSLContext:
+    """The system's trust store plus `ca_bundles` (a TLS-inspecting proxy's CA, the sandbox's)."""
     context = ssl.create_default_context()
-    if ca_bundle is not None:
-        context.load_verify_locations(cafile=str(ca_bundle))
+    for bundle in ca_bundles:
+        context.load_verify_locations(cafile=str(bundle))
     return context
 
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from provision.azure.clouds import Cloud, resolve_cloud
 from provision.azure.ownership import Owner
+from provision.azure.resources.arm import DicomService
 from provision.azure.resources.base import Azure
+from provision.azure.resources.entra import Application
 from provision.core import UNKNOWN, Resource
 from provision.core.target import OhifResult, TargetOptions
 from provision.errors import ConfigurationError, ProvisionError
@@ -52,31 +54,21 @@ class AzureSession:
         self.credential = credential
         self.transport = transport
 
-    # -- addresses of what the OHIF output is made of ----------------------------------------------------------
-
-    @property
-    def _section(self) -> Any:
-        return self.plan.azure
-
-    def _address(self, kind: str, name: str) -> str | None:
-        address = f"{kind}[{name}]"
-        return address if any(r.address == address for r in self.resources) else None
-
     def ohif(self, outputs: Mapping[str, Mapping[str, Any]]) -> OhifResult | None:
         """`ohif.json` from what exists: the app's client id and the DICOM service's URL. No secret."""
         from provision.ohif.config import azure_data_source, azure_oidc, ohif_document
 
-        section = self._section
+        section = self.plan.azure
         if section.dicom is None:
             return None
-        dicom = outputs.get(self._address("azure.dicom_service", section.dicom.name) or "", {})
+        dicom = outputs.get(DicomService.address_of(section.dicom.name), {})
         service_url = dicom.get("service_url")
         missing = [] if _present(service_url) else [f"the URL of DICOM service {section.dicom.name}"]
         oidc: list[dict[str, Any]] = []
         notes: list[str] = []
         app = section.app
         if app is not None:
-            registration = outputs.get(self._address("azure.app", app.unique_name) or "", {})
+            registration = outputs.get(Application.address_of(app.unique_name), {})
             client_id = registration.get("app_id")
             if not _present(client_id):
                 missing.append(f"the client id of app {app.unique_name}")
@@ -178,9 +170,7 @@ async def open_session(plan: Any, options: TargetOptions) -> AzureSession:
             hint="`az account show --query id -o tsv` prints the current one",
         )
 
-    context = ssl_context(bundles[0] if bundles else None)
-    for extra in bundles[1:]:
-        context.load_verify_locations(cafile=str(extra))
+    context = ssl_context(*bundles)
     transport = shared_transport(context)
     inner = sandbox_credential(sandbox, transport) if sandbox is not None else default_credential(cloud, transport)
     credential = SharedTokens(inner)
