@@ -36,14 +36,20 @@ T = TypeVar("T")
 Body = dict[str, Any]
 
 
-def _raw(pipeline_response: Any, _deserialized: Any, _headers: Any) -> Body:
-    """`cls=` for SDK calls: hand back the body exactly as sent (what the normalisers are written against)."""
-    text = pipeline_response.http_response.text()
+def _json_object(response: Any) -> Body:
+    """A response's JSON object body ({} when empty or not an object). Works for azure-core's legacy transport
+    responses too, which have `text()` but no `json()`."""
+    text = response.text()
     try:
         body = json.loads(text) if text else {}
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _raw(pipeline_response: Any, _deserialized: Any, _headers: Any) -> Body:
+    """`cls=` for SDK calls: hand back the body exactly as sent (what the normalisers are written against)."""
+    return _json_object(pipeline_response.http_response)
 
 
 async def _body(call: Awaitable[Any]) -> Body:
@@ -56,13 +62,10 @@ def _error_parts(error: HttpResponseError) -> tuple[str | None, str]:
     code = getattr(odata, "code", None)
     message = getattr(odata, "message", None)
     if code is None and error.response is not None:
-        try:
-            payload = cast(Any, error.response).json()
-        except ValueError:
-            payload = None
-        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-            code = payload["error"].get("code")
-            message = payload["error"].get("message") or message
+        payload = _json_object(error.response).get("error")
+        if isinstance(payload, dict):
+            code = payload.get("code")
+            message = payload.get("message") or message
     return code, str(message or error.reason or error.message or "")
 
 

@@ -1,0 +1,86 @@
+"""SDK exceptions (azure-core, kiota/msgraph, httpx) become the tool's errors, with the cloud's code kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceResponseError
+from msgraph.generated.models.o_data_errors.main_error import MainError
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+from provision.azure import arm, graph
+from provision.azure.errors import AzureCloudError, AzureTemporaryError
+from provision.errors import ConfigurationError
+
+
+class _LegacyResponse:
+    """What azure-core's aiohttp transport hands over: `text()`, headers, no `json()`."""
+
+    def __init__(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
+        self.status_code = status
+        self.reason = "reason"
+        self.headers = headers or {}
+        self._body = body
+        self.request = None
+
+    def text(self, encoding: str | None = None) -> str:
+        return self._body
+
+
+def _http_error(status: int, body: str, headers: dict[str, str] | None = None) -> HttpResponseError:
+    error = HttpResponseError(message="operation failed")
+    error.response = _LegacyResponse(status, body, headers)
+    error.status_code = status
+    error.error = None
+    return error
+
+
+def test_arm_error_body_is_read_even_when_the_sdk_did_not_parse_it() -> None:
+    error = arm.translate(
+        _http_error(409, '{"error":{"code":"RoleAssignmentExists","message":"The role assignment already exists."}}'),
+        "granting x",
+    )
+    assert isinstance(error, AzureCloudError)
+    assert (error.code, error.status) == ("RoleAssignmentExists", 409)
+    assert error.message == "granting x: The role assignment already exists. (409 RoleAssignmentExists)"
+
+
+def test_arm_throttling_keeps_retry_after() -> None:
+    error = arm.translate(_http_error(429, "", {"Retry-After": "4"}), "reading x")
+    assert isinstance(error, AzureTemporaryError) and error.retry_after == 4.0
+
+
+def test_no_token_is_a_configuration_error_and_a_dropped_connection_is_temporary() -> None:
+    assert isinstance(arm.translate(ClientAuthenticationError("no credential in the chain"), "x"), ConfigurationError)
+    assert isinstance(arm.translate(ServiceResponseError("connection reset"), "x"), AzureTemporaryError)
+
+
+def _odata(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> ODataError:
+    error = ODataError(error=MainError(code=code, message=message))
+    error.response_status_code = status
+    error.response_headers = headers or {}
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (_odata(429, "TooManyRequests", "slow down", {"Retry-After": "2"}), AzureTemporaryError),
+        (_odata(400, "Directory_ConcurrencyViolation", "busy"), AzureTemporaryError),
+        (_odata(403, "Authorization_RequestDenied", "Insufficient privileges"), AzureCloudError),
+        (httpx.ConnectError("refused"), AzureTemporaryError),
+    ],
+)
+def test_graph_errors(error: Any, kind: type) -> None:
+    assert isinstance(graph.translate(error, "writing app x"), kind)
+
+
+def test_graph_replication_delay_only_when_the_message_names_the_new_object() -> None:
+    new_app = "0f0e0d0c-0000-4000-8000-000000000001"
+    not_yet = graph._mentions(new_app)
+    missing = _odata(400, "Request_BadRequest", f"The appId '{new_app}' does not reference a valid application")
+    assert isinstance(graph.translate(missing, "x", not_yet), AzureTemporaryError)
+    other = _odata(400, "Request_BadRequest", "Property tags has an invalid value")
+    assert isinstance(graph.translate(other, "x", not_yet), AzureCloudError)
