@@ -77,7 +77,7 @@ class Inventory(Protocol):
     cloud: str
     scope: str
 
-    async def discover(self) -> list[Found]:
+    async def discover(self, retrier: Retrier) -> list[Found]:
         """Everything there that carries provision's ownership marks."""
 
     async def teardown(self, environment: Environment, retrier: Retrier, progress: Progress) -> Teardown:
