@@ -51,6 +51,7 @@ def ohif_dist(version: str = OHIF_VERSION, cache: Path = CACHE) -> Path:
         shutil.rmtree(target)
     (staging / "app").rename(target)
     shutil.rmtree(staging, ignore_errors=True)
+    tarball.unlink()  # the unpacked copy is what reruns use
     return dist
 
 
