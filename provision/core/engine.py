@@ -169,10 +169,15 @@ class Engine:
         failures: list[tuple[str, ProvisionError]] = []
 
         async def node(resource: Resource) -> None:
+            def settle(ok: bool) -> None:
+                # a bug elsewhere may have cancelled the whole run: never mask it with InvalidStateError
+                if not finished[resource.address].done():
+                    finished[resource.address].set_result(ok)
+
             ok = all([await finished[other] for other in waits_on[resource.address]])
             if not ok:
                 self._emit(resource.address, Phase.SKIPPED, message="a prerequisite failed")
-                finished[resource.address].set_result(False)
+                settle(False)
                 return
             try:
                 async with gate:
@@ -180,12 +185,12 @@ class Engine:
             except ProvisionError as error:
                 failures.append((resource.address, error))
                 self._emit(resource.address, Phase.FAILED, message=error.message)
-                finished[resource.address].set_result(False)
+                settle(False)
             except BaseException:
-                finished[resource.address].set_result(False)
+                settle(False)
                 raise
             else:
-                finished[resource.address].set_result(True)
+                settle(True)
 
         await asyncio.gather(*(node(r) for r in self._order))
         return failures
@@ -341,6 +346,8 @@ class Engine:
                 outputs[resource.address] = resource.outputs(actual)
                 if not resource.managed:
                     action = NoOp("not managed by this plan")
+                elif resource.keep_on_destroy:
+                    action = NoOp("kept: shared beyond this plan")
                 elif not resource.owned(actual):
                     action = NoOp("not owned by this plan; left alone")
                 else:

@@ -58,6 +58,8 @@ class Resource(ABC):
     timeouts: ClassVar[Timeouts] = Timeouts()
     #: False: a reference to something the plan does not manage (read, never written or deleted)
     managed: bool = True
+    #: True: created when missing, but never deleted (shared with other plans, e.g. a first-party principal)
+    keep_on_destroy: bool = False
 
     def __init__(self, address: str, depends_on: tuple[str, ...] = ()) -> None:
         self.address = address

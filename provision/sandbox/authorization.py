@@ -289,6 +289,11 @@ async def put_assignment(call: Call) -> Response:
         if not same:
             raise ArmError(400, "RoleAssignmentUpdateNotPermitted",
                            "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.")
+        # description and condition are the updatable parts (what `az role assignment update` changes)
+        mutable = {key: props.get(key) for key in ("description", "condition", "conditionVersion")}
+        if any(existing.get(key) != value for key, value in mutable.items()):
+            existing.update(mutable, updatedOn=iso(world.now()), updatedBy=call.claims.get("oid"))
+            world.mark_dirty()
         return arm_json(call, render_assignment(world, existing), 201)
     ptype = check_principal(world, principal_id, props.get("principalType"))
     for other in world.role_assignments.values():

@@ -47,11 +47,6 @@ def _regrant_by_hand(azure: Any) -> Any:
     return regrant
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sandbox gap: a PUT of an existing assignment keeps its old description "
-    "(real ARM updates description and condition in place: `az role assignment update`)",
-)
 def test_the_same_grant_made_by_hand_is_refused_then_adopted(azure: Any) -> None:
     plan = azure.playbook(OHIF)
     azure.run(plan)

@@ -240,3 +240,16 @@ def test_cycle_is_refused() -> None:
     world = World()
     with pytest.raises(Exception, match="cycle"):
         Engine([Thing(world, "a", depends_on=("thing[b]",)), Thing(world, "b", depends_on=("thing[a]",))])
+
+
+def test_shared_resources_are_kept_on_destroy() -> None:
+    class Shared(Thing):
+        keep_on_destroy = True
+
+    world = World()
+    run(Engine([Shared(world, "shared")]).apply())
+    plan = run(Engine([Shared(world, "shared")]).destroy_plan())
+    (step,) = plan.steps
+    assert isinstance(step.action, NoOp) and "kept" in step.action.reason
+    run(Engine([Shared(world, "shared")]).destroy(plan))
+    assert "shared" in world.objects

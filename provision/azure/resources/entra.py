@@ -25,8 +25,7 @@ class DicomApiPrincipal(AzureResource):
 
     kind = "azure.dicom_api_principal"
     timeouts = GRAPH_TIMEOUTS
-    #: shared with every DICOM client of the tenant, so destroy leaves it; the engine does not plan by this flag
-    #: yet, so `delete` only reports that it keeps the principal
+    #: shared with every DICOM client of the tenant, so destroy leaves it
     keep_on_destroy = True
 
     def __init__(self, azure: Azure) -> None:
@@ -50,9 +49,6 @@ class DicomApiPrincipal(AzureResource):
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
         await self.azure.graph.ensure_service_principal(DICOM_API_APP_ID)
         return None  # read it back: the scope list is what matters
-
-    async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
-        ctx.progress("left in place: the tenant's Azure API for DICOM principal serves every DICOM client")
 
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
         scopes = actual.get("scopes")
