@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from provision.core import Event, Phase, Plan, Step
-from provision.core.diff import UNKNOWN
+if TYPE_CHECKING:  # the engine (and asyncio) load only when a command runs: `provision --help` stays fast
+    from provision.core import Event, Plan, Step
 
 SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "replace": ("-/+", "red"),
            "delete": ("-", "red"), "no-op": ("=", "dim")}
@@ -25,6 +25,8 @@ err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True
 
 
 def _value(value: Any) -> str:
+    from provision.core.diff import UNKNOWN
+
     if value is UNKNOWN:
         return "(known after apply)"
     if isinstance(value, list | tuple):
@@ -114,15 +116,15 @@ class Progress:
             self.live.__exit__(None, None, None)
 
     def __call__(self, event: Event) -> None:
-        if not self.enabled or event.phase is Phase.READ:
+        if not self.enabled or event.phase == "read":
             return
         began = self.rows.get(event.address, ("", "", time.monotonic(), ""))[2]
-        if event.phase is Phase.STARTED:
+        if event.phase == "started":
             began = time.monotonic()
         self.rows[event.address] = (event.phase.value, event.action, began, event.message)
         if self.live is not None:
             self.live.update(self._table())
-        elif event.phase is not Phase.DONE or event.action != "no-op":
+        elif event.phase != "done" or event.action != "no-op":
             clock = time.monotonic() - self.started
             detail = f" {event.message}" if event.message else ""
             waited = f" ({event.elapsed:.1f}s)" if event.elapsed >= 1 else ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import os
@@ -103,7 +102,16 @@ def load(plan_path: Path, section: str) -> Any:
 
 
 def _run(coro: Awaitable[T]) -> T:
+    import asyncio
+
     return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
+    """Ask on the terminal without blocking the event loop (and without importing asyncio at start-up)."""
+    import asyncio
+
+    return await asyncio.to_thread(function, *args)
 
 
 def _confirm(question: str, auto_approve: bool) -> None:
@@ -195,7 +203,7 @@ def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
                 if planned.blocked:
                     raise ProvisionError("the plan is blocked; nothing was changed")
                 if planned.has_changes:
-                    await asyncio.to_thread(_confirm, "Apply these changes?", auto_approve or not text)
+                    await _in_thread(_confirm, "Apply these changes?", auto_approve or not text)
                 with Progress(enabled=text) as progress:
                     outcome = await engine_for(session, options, progress).apply(planned)
                 return _finish(session, outcome, planned, out, text=text, source=str(plan_file))
@@ -229,7 +237,7 @@ def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
                 if text:
                     print_plan(planned, title=f"{name} destroy for {plan_file} (environment {plan.env})", destroy=True)
                 if planned.has_changes:
-                    await asyncio.to_thread(_confirm, "Destroy these resources?", auto_approve or not text)
+                    await _in_thread(_confirm, "Destroy these resources?", auto_approve or not text)
                 with Progress(enabled=text) as progress:
                     outcome = await engine_for(session, options, progress).destroy(planned)
                 if text:
