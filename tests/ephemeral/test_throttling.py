@@ -3,9 +3,7 @@ switched on through /_sandbox/throttling."""
 
 from __future__ import annotations
 
-import ssl
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -46,23 +44,6 @@ def test_configure_validates_and_resets() -> None:
             throttle.configure(bad, 0.0)
     assert [kind_of(m) for m in ("get", "HEAD", "POST", "PATCH", "PUT", "DELETE")] == [
         "reads", "reads", "writes", "writes", "writes", "deletes"]
-
-
-@pytest.fixture
-def arm(clean_sandbox: Any) -> Iterator[httpx.Client]:
-    info = clean_sandbox.info
-    verify = ssl.create_default_context(cafile=info.ca_bundle)
-    token = httpx.post(
-        f"{info.url}/{info.tenant_id}/oauth2/v2.0/token",
-        data={"grant_type": "client_credentials", "client_id": info.client_id, "client_secret": info.client_secret,
-              "scope": "https://management.azure.com/.default"},
-        verify=verify,
-    ).json()["access_token"]
-    with httpx.Client(base_url=info.url, verify=verify, headers={"Authorization": f"Bearer {token}"}) as client:
-        try:
-            yield client
-        finally:
-            client.post("/_sandbox/throttling", json={"enabled": False, "defaults": True})
 
 
 def test_the_front_door_answers_429_with_retry_after(arm: httpx.Client, clean_sandbox: Any) -> None:
