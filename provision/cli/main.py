@@ -12,6 +12,7 @@ import typer
 
 from provision import __version__
 from provision.azure.verify import register as register_azure_verify
+from provision.cli.gc import register as register_gc
 from provision.cli.sandbox import app as sandbox_app
 from provision.cli.target import make_target_app, user_errors
 from provision.gcp.cli import register as register_gcp_roles
@@ -35,6 +36,7 @@ gcp_app = make_target_app(
 )
 
 register_gcp_roles(gcp_app)
+register_gc(app)  # provision gc: the reaper of old environments (provision/cli/gc.py)
 register_azure_verify(azure_app)
 
 app.add_typer(azure_app, name="azure")
