@@ -14,7 +14,6 @@ people, input errors before any call, exit 1 when anything failed. Cloud SDKs ar
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,6 +143,8 @@ async def collect(
     on_selected: Any = None,
 ) -> Result:
     """Discover, select and (with `delete`) tear down. The whole of `provision gc` without its rendering."""
+    import asyncio
+
     from provision.reaper import Retrier, group, reap, select
     from provision.reaper.run import by_key
 
@@ -352,6 +353,8 @@ def register(app: typer.Typer) -> None:
                     if text:
                         console.print(_heading(result, older_than, env_prefix, plan).replace(
                             "Environments", "Deleting environments", 1), style="bold")
+
+                import asyncio
 
                 result = asyncio.run(collect(
                     where, sandbox=info, ca_bundle=ca_bundle, older_than=limit, env_prefix=env_prefix, plan=plan,
