@@ -35,7 +35,6 @@ import hashlib
 import json
 import re
 import shutil
-import time
 import uuid
 import weakref
 from collections.abc import Iterable, Mapping
@@ -50,6 +49,7 @@ from starlette.routing import BaseRoute, Route
 
 from .healthcare import DICOM_AUDIENCES, DICOM_TYPE
 from .tokens import TokenError, bearer_token
+from .world import iso
 
 if TYPE_CHECKING:
     from provision.orthanc import Orthanc
@@ -559,8 +559,8 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
                     added["operation"] = op_id
                 tags.update(entries)
                 record.setdefault(OPERATIONS_KEY, {})[op_id] = {
-                    "id": op_id, "type": "reindex", "created": time.time(),
-                    "end": time.time() + world.config.lro_seconds, "tags": list(entries),
+                    "id": op_id, "type": "reindex", "created": world.now(),
+                    "end": world.now() + world.config.lro_seconds, "tags": list(entries),
                 }
                 world.mark_dirty()
                 return _json({"id": op_id, "href": f"{root}/operations/{op_id}"}, 202)
@@ -597,7 +597,7 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
         raise DicomError(405, None)
 
     def settle_operations(record: dict[str, Any]) -> None:
-        now = time.time()
+        now = world.now()
         tags = record.get(TAGS_KEY) or {}
         for op in (record.get(OPERATIONS_KEY) or {}).values():
             if op.get("done") or op["end"] > now:
@@ -617,8 +617,8 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
         body = {
             "operationId": op_id,
             "type": "reindex",
-            "createdTime": _iso(op["created"]),
-            "lastUpdatedTime": _iso(op["end"] if done else time.time()),
+            "createdTime": iso(op["created"]),
+            "lastUpdatedTime": iso(op["end"] if done else world.now()),
             "status": "succeeded" if done else "running",
             "percentComplete": 100 if done else 50,
             "resources": [f"{root}/extendedquerytags/{t}" for t in op["tags"]],
@@ -673,8 +673,4 @@ def _stow_status(content: bytes) -> int:
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body).encode(), status_code=status, media_type="application/json; charset=utf-8")
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1e6):06d}Z"
 
