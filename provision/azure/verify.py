@@ -274,11 +274,10 @@ def _first_user(plan: Any) -> str | None:
 
 
 def client_context(options: Any) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    for bundle in (getattr(options.sandbox, "ca_bundle", None), options.ca_bundle):
-        if bundle:
-            context.load_verify_locations(cafile=str(bundle))
-    return context
+    """The trust the session's SDK clients get: the system store plus the sandbox CA and --ca-bundle."""
+    from provision.azure.credentials import ssl_context
+
+    return ssl_context(*(b for b in (getattr(options.sandbox, "ca_bundle", None), options.ca_bundle) if b))
 
 
 async def run_checks(session: AzureSession, plan: Any, plan_path: str, *, write_test: bool,

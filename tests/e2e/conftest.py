@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from e2e_http import Arm, user_token
 from e2e_system import require_system_programs
-from e2e_viewer import REPO, free_port
+from e2e_viewer import REPO
 
+from provision.orthanc.process import free_port
 from provision.orthanc.synthetic import SyntheticInstance, multipart_related, synthetic_study
 from provision.sandbox import RunningSandbox, SandboxInfo
 

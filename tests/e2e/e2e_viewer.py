@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -20,6 +19,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from provision.orthanc.process import free_port
 
 OHIF_VERSION = "3.13.2"
 REPO = Path(__file__).resolve().parents[2]
@@ -53,12 +54,6 @@ def ohif_dist(version: str = OHIF_VERSION, cache: Path = CACHE) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     tarball.unlink()  # the unpacked copy is what reruns use
     return dist
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ViewerServer:
