@@ -47,6 +47,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from .authorization import BUILTIN_ROLES
+from .authorization import _covers as covers  # one definition of 'this scope includes that resource'
 from .healthcare import DICOM_AUDIENCES, DICOM_TYPE
 from .tokens import TokenError, bearer_token
 from .world import iso
@@ -144,11 +146,6 @@ def storage_key(record: Mapping[str, Any]) -> str:
 
 # --- authorization --------------------------------------------------------------------------------------------
 
-def _covers(scope: str, resource_id: str) -> bool:
-    s, r = scope.rstrip("/").lower(), resource_id.rstrip("/").lower()
-    return r == s or r.startswith(s + "/")
-
-
 def principal_ids(world: World, object_id: str) -> set[str]:
     """The principal and the groups it belongs to (groups list members as ids under `members`)."""
     oid = object_id.lower()
@@ -162,12 +159,10 @@ def principal_ids(world: World, object_id: str) -> set[str]:
 
 def granted_data_actions(world: World, resource_id: str, object_id: str) -> list[str]:
     """Data actions (patterns) the principal holds on the resource through role assignments."""
-    from .authorization import BUILTIN_ROLES
-
     who = principal_ids(world, object_id)
     patterns: list[str] = []
     for assignment in world.role_assignments.values():
-        if assignment["principalId"].lower() not in who or not _covers(assignment["scope"], resource_id):
+        if assignment["principalId"].lower() not in who or not covers(assignment["scope"], resource_id):
             continue
         role = BUILTIN_ROLES.get(assignment["roleDefinition"].lower())
         for permission in (role or {}).get("permissions", []):
