@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint system-deps bench clean
 
 $(BIN)/provision: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ lint: $(BIN)/provision
 	$(BIN)/ruff check provision tests bench
 	$(BIN)/mypy
 
-test: lint
+# Orthanc + DICOMweb plugin, Chromium and certutil for the browser proof (idempotent: no apt when present)
+system-deps:
+	bash scripts/install-system-deps.sh
+
+test: system-deps lint
 	$(BIN)/pytest
 
 bench: $(BIN)/provision

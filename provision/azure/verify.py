@@ -16,11 +16,9 @@ whole sign-in path too. Against Azure, where that would need a person at a brows
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import secrets
-import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +28,8 @@ from urllib.parse import parse_qs, urlsplit
 import typer
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
     from provision.azure.session import AzureSession
@@ -393,6 +393,8 @@ def register(app: typer.Typer) -> None:
                                             context=client_context(options))
                 finally:
                     await session.aclose()
+
+            import asyncio  # here, not at the top: `provision --help` mounts this module
 
             checks = asyncio.run(work())
         if output == "json":

@@ -7,7 +7,6 @@ changes need confirmation, or `--auto-approve` when there is no terminal. Input 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -123,7 +122,7 @@ def run_roles(
 ) -> int:
     """The command's body, callable without typer. Returns the exit code; raises ProvisionError."""
     from provision.cli.render import Progress, console, plan_document, print_json, print_plan
-    from provision.cli.target import _confirm, load, sandbox_info
+    from provision.cli.target import _confirm, _in_thread, _run, load, sandbox_info
     from provision.core import Engine
     from provision.core.target import TargetOptions
     from provision.errors import ConfigurationError, ProvisionError
@@ -169,7 +168,7 @@ def run_roles(
                 if planned.blocked:
                     raise ProvisionError("the plan is blocked; nothing was changed")
                 if planned.has_changes:
-                    await asyncio.to_thread(_confirm, "Apply these IAM changes?", auto_approve or not text)
+                    await _in_thread(_confirm, "Apply these IAM changes?", auto_approve or not text)
                 with Progress(enabled=text) as progress:
                     outcome = await Engine(session.resources, on_event=progress).apply(planned)
                 if text:
@@ -186,7 +185,7 @@ def run_roles(
             finally:
                 await session.aclose()
 
-        document, changes = asyncio.run(work())
+        document, changes = _run(work())
     if not text:
         print_json(document)
     if dry_run and document.get("blocked"):

@@ -54,7 +54,7 @@ def test_help_does_not_import_cloud_sdks() -> None:
         "import sys\n"
         "from provision.cli.main import app\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('azure', 'msgraph', 'googleapiclient', 'google',"
-        " 'kiota_abstractions', 'uvicorn', 'starlette', 'pydantic', 'ruamel')]\n"
+        " 'kiota_abstractions', 'uvicorn', 'starlette', 'pydantic', 'ruamel', 'asyncio', 'httpx')]\n"
         "print(','.join(sorted(heavy)))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
