@@ -195,6 +195,10 @@ async def open_session(plan: Any, options: TargetOptions) -> AzureSession:
             from provision.azure.graph import GraphApi
 
             azure.graph_api = GraphApi(credential=credential, cloud=cloud, context=context)
+        if section.dicom is not None and section.dicom.extended_query_tags is not None:
+            from provision.azure.query_tags import DicomDataPlane
+
+            azure.data_plane = DicomDataPlane(credential, cloud.dicom_audience, context)
         if session.tenant_id is None and section.app is not None:
             session.tenant_id = await _tenant_from_token(credential, cloud, token_claims)
         session.resources = build_resources(section, azure)

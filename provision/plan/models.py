@@ -107,6 +107,7 @@ ResourceGroupName = Annotated[str, _Rule(v.check_resource_group, v.RESOURCE_GROU
 AppUniqueName = Annotated[str, _Rule(v.check_app_unique_name, v.APP_UNIQUE_NAME_RE)]
 WorkspaceName = Annotated[str, _Rule(v.check_workspace_name, v.WORKSPACE_NAME_RE)]
 DicomServiceName = Annotated[str, _Rule(v.check_dicom_service_name, v.DICOM_SERVICE_NAME_RE)]
+DicomTagPath = Annotated[str, _Rule(v.check_dicom_tag_path, v.DICOM_TAG_PATH_RE)]
 AzureTagKey = Annotated[str, _Rule(v.check_azure_tag_key, v.AZURE_TAG_KEY_RE)]
 AzureTagValue = Annotated[str, _Rule(v.check_azure_tag_value, max_length=256)]
 GcpProject = Annotated[str, _Rule(v.check_gcp_project, v.GCP_PROJECT_RE)]
@@ -269,11 +270,32 @@ class AzureCors(_Model):
     allow_credentials: bool | None = None
 
 
+class AzureQueryTag(_Model):
+    """An extended query tag of the DICOM service, so QIDO can search on it (Azure DICOM lab 004)."""
+
+    path: DicomTagPath = Field(description='The tag as 8 hex digits, e.g. "00081090" (quoted).')
+    level: Literal["Study", "Series", "Instance"]
+    vr: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="Value representation (private tags).")
+    private_creator: str | None = Field(default=None, min_length=1, max_length=64)
+    query_status: Literal["Enabled", "Disabled"] = "Enabled"
+
+
 class AzureDicom(_Model):
     name: DicomServiceName = Field(
         description="DICOM service name: 3-24 of lower-case letters, digits and '-', not starting or ending with '-'."
     )
     cors: AzureCors | None = Field(default=None, description="Omitted: CORS is not managed.")
+    extended_query_tags: tuple[AzureQueryTag, ...] | None = Field(
+        default=None,
+        description="Omitted: not managed. Listed: the service holds exactly these (others are deleted).",
+    )
+
+    @model_validator(mode="after")
+    def _unique_query_tags(self) -> AzureDicom:
+        repeated = _duplicates(tag.path.upper() for tag in self.extended_query_tags or ())
+        if repeated:
+            raise ValueError(f"extended query tag {sorted(repeated)[0]} is listed more than once")
+        return self
 
 
 _PRINCIPAL_KEYS = ("user", "group", "service_principal", "viewer_app")

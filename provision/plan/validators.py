@@ -21,6 +21,7 @@ __all__ = [
     "CORS_ORIGIN_RE",
     "DATA_SOURCE_NAME_RE",
     "DICOM_SERVICE_NAME_RE",
+    "DICOM_TAG_PATH_RE",
     "DOMAIN_RE",
     "EMAIL_RE",
     "ENV_NAME_RE",
@@ -48,6 +49,7 @@ __all__ = [
     "check_cors_origin",
     "check_data_source_name",
     "check_dicom_service_name",
+    "check_dicom_tag_path",
     "check_email",
     "check_env_name",
     "check_gcp_id",
@@ -102,6 +104,7 @@ AZURE_LOCATION_RE = r"^[a-z0-9]+$"
 RESOURCE_GROUP_RE = r"^[-\w._()]{0,89}[-\w_()]$"
 APP_UNIQUE_NAME_RE = r"^[A-Za-z0-9._-]{1,120}$"
 WORKSPACE_NAME_RE = r"^[a-z0-9]{3,24}$"
+DICOM_TAG_PATH_RE = r"^[0-9A-Fa-f]{8}$"
 DICOM_SERVICE_NAME_RE = r"^[a-z0-9][a-z0-9-]{1,22}[a-z0-9]$"
 #: the rule the DICOM service applies to each CORS origin: scheme://host[:port] or `*`.
 CORS_ORIGIN_RE = rf"^(?:https?://{_HOST}{_PORT}|\*)$"
@@ -159,6 +162,9 @@ check_azure_location = _pattern_check(
 check_app_unique_name = _pattern_check(APP_UNIQUE_NAME_RE, "1-120 characters: letters, digits, '.', '_' or '-'")
 check_workspace_name = _pattern_check(
     WORKSPACE_NAME_RE, "3-24 lower-case letters or digits (no '-': Azure Health Data Services workspace name)"
+)
+check_dicom_tag_path = _pattern_check(
+    DICOM_TAG_PATH_RE, 'a DICOM tag as 8 hex digits, e.g. "00081090" (quoted: YAML reads plain digits as a number)'
 )
 check_dicom_service_name = _pattern_check(
     DICOM_SERVICE_NAME_RE,

@@ -147,3 +147,37 @@ def test_without_a_data_role_the_error_names_the_fix(deployment: Deployment) -> 
         reconcile(deployment, [MAKER])
     assert "403" in caught.value.message
     assert caught.value.hint is not None and "DICOM Data Owner" in caught.value.hint
+
+
+@pytest.mark.usefixtures("deployer_is_owner")
+def test_a_plan_file_declares_extended_query_tags(deployment: Deployment, tmp_path: Any) -> None:
+    """The plan field `azure.dicom.extended_query_tags` becomes the resource, through open_session."""
+    from provision.azure.session import open_session
+    from provision.core import Engine
+    from provision.core.target import TargetOptions
+    from provision.plan import load_plan
+
+    declared = '    extended_query_tags:\n      - {path: "00080070", level: Series}\n'
+    text = PLAYBOOK.read_text()
+    assert "    name: ohif-dicom\n" in text
+    plan_file = tmp_path / "plan.yaml"
+
+    async def apply(tags_yaml: str) -> str:
+        plan_file.write_text(text.replace("    name: ohif-dicom\n", "    name: ohif-dicom\n" + tags_yaml, 1))
+        session = await open_session(load_plan(plan_file), TargetOptions(sandbox=deployment.info))
+        try:
+            (resource,) = [r for r in session.resources if r.address.startswith("azure.extended_query_tags")]
+            resource.poll_interval = 0.05  # type: ignore[attr-defined]
+            engine = Engine(session.resources)
+            planned = await engine.plan()
+            (step,) = [s for s in planned.steps if s.resource is resource]
+            await engine.apply(planned)
+            return step.action.kind
+        finally:
+            await session.aclose()
+
+    assert asyncio.run(apply(declared)) == "update"
+    assert set(service_tags(deployment)) == {"00080070"}
+    assert asyncio.run(apply(declared)) == "no-op"
+    assert asyncio.run(apply("    extended_query_tags: []\n")) == "update"
+    assert service_tags(deployment) == {}

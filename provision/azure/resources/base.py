@@ -26,6 +26,8 @@ class Azure:
     subscription_id: str | None = None
     arm_api: ArmApi | None = None
     graph_api: GraphApi | None = None
+    #: the DICOM data plane (extended query tags); a `provision.azure.query_tags.DicomDataPlane`
+    data_plane: Any = None
 
     @property
     def arm(self) -> ArmApi:
