@@ -11,10 +11,10 @@ Found by their marks, never by name (creation time: the tool's own tag, else wha
 - app registrations: Graph tags `provision-plan:P`, `provision-env:E` (every application of the tenant);
   created: tag `provision-created:T`, else `createdDateTime`.
 
-Teardown of one environment, each step retried on temporary errors (429 after its Retry-After) and waited on
-until the object is really gone:
+Teardown of one environment, each step retried on temporary errors (429 after its Retry-After) and, except for
+role assignments (whose delete is synchronous), waited on until the object is really gone. All at once:
 
-1. its role assignments and its apps (an app takes its service principal and consent grant with it), at once;
+1. its role assignments, and its apps (an app takes its service principal and consent grant with it);
 2. each of its resource groups whose every resource carries the environment's tags, checked right before the
    delete: one delete takes the group, its workspace and DICOM service (one long-running operation instead of
    three in a row). A group holding anything else is not deleted: the environment's DICOM services and
@@ -236,19 +236,21 @@ class AzureInventory:
         done = Teardown()
         arm, graph = self.arm, self.graph
 
-        async def delete(item: Found, remove: Callable[[], Awaitable[Any]], gone: Callable[[], Awaitable[Any]],
-                         limit: float) -> None:
+        async def delete(item: Found, remove: Callable[[], Awaitable[Any]],
+                         gone: Callable[[], Awaitable[Any]] | None, limit: float) -> None:
             what = f"deleting {item.kind.replace('_', ' ')} {item.name}"
             progress(what)
             await retrier.call(remove, what=what, limit=limit, progress=progress)
-            await retrier.call(lambda: wait_gone(what, gone, progress), what=f"waiting until {item.name} is gone",
-                               limit=limit, progress=progress)
+            if gone is not None:
+                await retrier.call(lambda: wait_gone(what, gone, progress), what=f"waiting until {item.name} is gone",
+                                   limit=limit, progress=progress)
             done.deleted.append(item)
 
         def assignment(item: Found) -> Awaitable[None]:
+            # RBAC deletes are synchronous: 200 with the deleted assignment, or 204 when there was none; not read
+            # again, which would cost a read per assignment from the subscription's throttling budget
             scope, name = item.detail["scope"], item.detail["name"]
-            return delete(item, lambda: arm.delete_role_assignment(scope, name),
-                          lambda: arm.get_role_assignment(scope, name), RoleAssignment.timeouts.delete)
+            return delete(item, lambda: arm.delete_role_assignment(scope, name), None, RoleAssignment.timeouts.delete)
 
         def app(item: Found) -> Awaitable[None]:
             unique = item.detail["unique_name"]
@@ -265,11 +267,21 @@ class AzureInventory:
             return delete(item, lambda: arm.delete_workspace(group, name, progress),
                           lambda: arm.get_workspace(group, name), Workspace.timeouts.delete)
 
-        await asyncio.gather(*(assignment(item) for item in environment.of_kind("role_assignment")),
-                             *(app(item) for item in environment.of_kind("app")))
-
         dicoms, workspaces = environment.of_kind("dicom_service"), environment.of_kind("workspace")
         handled: set[str] = set()
+        #: set once every resource group's delete has been accepted (or found not possible): the long operations
+        #: are under way, so the quick deletes need not queue in front of them
+        long_ones_started = asyncio.Event()
+        groups = environment.of_kind("resource_group")
+        pending = {item.id for item in groups}
+
+        def started(item: Found) -> None:
+            pending.discard(item.id)
+            if not pending:
+                long_ones_started.set()
+
+        if not pending:
+            long_ones_started.set()
 
         async def by_group(group_item: Found) -> None:
             name = group_item.detail["group"]
@@ -280,10 +292,18 @@ class AzureInventory:
             inside = [i for i in (*dicoms, *workspaces) if i.detail["group"].lower() == name.lower()]
             handled.update(i.id.lower() for i in inside)
             if not foreign:
-                await delete(group_item, lambda: arm.delete_resource_group(name, progress),
-                             lambda: arm.get_resource_group(name), ResourceGroup.timeouts.delete)
+                def polling(message: str) -> None:  # the poller reports once the delete has been accepted
+                    started(group_item)
+                    progress(message)
+
+                try:
+                    await delete(group_item, lambda: arm.delete_resource_group(name, polling),
+                                 lambda: arm.get_resource_group(name), ResourceGroup.timeouts.delete)
+                finally:
+                    started(group_item)
                 done.deleted.extend(inside)  # gone with their group
                 return
+            started(group_item)
             names = ", ".join(f"{c['name']} ({c['type']})" for c in foreign[:3])
             done.kept.append(f"resource group {name}: holds resources of others ({names}"
                              f"{' ...' if len(foreign) > 3 else ''})")
@@ -304,9 +324,22 @@ class AzureInventory:
                     continue
                 await workspace(space)
 
-        await asyncio.gather(*(by_group(item) for item in environment.of_kind("resource_group")))
-        await by_workspace([w for w in workspaces if w.id.lower() not in handled],
-                           [d for d in dicoms if d.id.lower() not in handled])
+        async def containers() -> None:
+            try:
+                await asyncio.gather(*(by_group(item) for item in groups))
+            finally:
+                long_ones_started.set()
+            await by_workspace([w for w in workspaces if w.id.lower() not in handled],
+                               [d for d in dicoms if d.id.lower() not in handled])
+
+        async def quick_ones() -> None:
+            # an assignment's delete is answered at once, long before its scope's delete completes (and after
+            # it, a 404 is success too); apps are another API altogether
+            await long_ones_started.wait()
+            await asyncio.gather(*(assignment(item) for item in environment.of_kind("role_assignment")),
+                                 *(app(item) for item in environment.of_kind("app")))
+
+        await asyncio.gather(containers(), quick_ones())
         return done
 
 
