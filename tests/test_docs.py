@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,4 +36,5 @@ def test_found_commands() -> None:
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[p for p, _ in COMMANDS])
 def test_command_has_help_and_is_in_readme(path: str, command: Any) -> None:
     assert (command.help or "").strip(), f"{path} has no help text"
-    assert f"`{path}" in README, f"{path} is not mentioned in README.md"
+    # the command's full name, then a space or the closing backtick (so `provision gc` is not `provision gcp`)
+    assert re.search(re.escape(f"`{path}") + "[ `]", README), f"{path} is not mentioned in README.md"
