@@ -378,14 +378,7 @@ async def delete_workspace(call: Call) -> Response:
 
 
 def _start_delete(call: Call, record: dict[str, Any]) -> Response:
-    world = call.world
-    op = world.pending_operation(record["id"])
-    if op is None or op["effect"] != "delete":
-        op = world.start_operation(name=record["name"], target=record["id"], location=record["location"],
-                                   effect="delete")
-        record["properties"]["provisioningState"] = "Deleting"
-        record["_op"] = op["id"]
-        world.arm_put(record)
+    op = call.world.begin_delete(record)
     url = async_operation_url(call, op, call.request.query_params["api-version"], NAMESPACE)
     location = url + "&operationResultResponseType=Location"
     return arm_empty(call, 202, {"Azure-AsyncOperation": url, "Location": location})

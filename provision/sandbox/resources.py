@@ -139,15 +139,8 @@ def arm_routes() -> list[ArmRoute]:
 
     async def delete_rg(call: Call) -> Response:
         record = _get(call)
-        world = call.world
-        op = world.pending_operation(record["id"])
-        if op is None or op["effect"] != "delete":
-            op = world.start_operation(name=record["name"], target=record["id"], location=record["location"],
-                                       effect="delete")
-            record["properties"]["provisioningState"] = "Deleting"
-            record["_op"] = op["id"]
-            world.arm_put(record)
-        return arm_empty(call, 202, {"Location": _op_location(call, op), **_retry_after(op, world.now())})
+        op = call.world.begin_delete(record)
+        return arm_empty(call, 202, {"Location": _op_location(call, op), **_retry_after(op, call.world.now())})
 
     async def get_operation_result(call: Call) -> Response:
         world = call.world

@@ -258,6 +258,17 @@ class World:
         op_id = record.get("_op") if record else None
         return self.operations.get(op_id) if op_id else None
 
+    def begin_delete(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record's delete operation: a repeated DELETE joins the running one instead of starting another."""
+        op = self.pending_operation(record["id"])
+        if op is None or op["effect"] != "delete":
+            op = self.start_operation(name=record["name"], target=record["id"], location=record["location"],
+                                      effect="delete")
+            record["properties"]["provisioningState"] = "Deleting"
+            record["_op"] = op["id"]
+            self.arm_put(record)
+        return op
+
     # --- role assignments --------------------------------------------------------------------------
     @property
     def role_assignments(self) -> dict[str, dict[str, Any]]:
