@@ -76,6 +76,10 @@ def print_plan(plan: Plan, *, title: str, destroy: bool = False) -> None:
         console.print("No changes. The live state matches the plan." if not destroy else "Nothing to destroy.")
     else:
         console.print(summary(plan, destroy=destroy), style="bold")
+    if plan.blocked:
+        blocked = len(plan.blocked)
+        console.print(f"Blocked: {blocked} resource(s) marked ! must be fixed first; nothing will be changed.",
+                      style="bold red")
 
 
 def plan_document(plan: Plan, *, source: str, destroy: bool = False) -> dict[str, Any]:
