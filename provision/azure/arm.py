@@ -27,10 +27,10 @@ from azure.mgmt.healthcareapis.aio import HealthcareApisManagementClient
 from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
 from provision.azure.clouds import Cloud
-from provision.azure.errors import classify, connection_failed
+from provision.azure.errors import authentication_failed, classify, connection_failed
 from provision.azure.polling import ProgressPolling
 from provision.azure.waiting import Report, ignore
-from provision.errors import ConfigurationError, ProvisionError
+from provision.errors import ProvisionError
 
 T = TypeVar("T")
 Body = dict[str, Any]
@@ -73,10 +73,7 @@ def translate(error: Exception, what: str) -> ProvisionError:
     """The tool's error for an azure-core exception raised while doing `what`."""
     if isinstance(error, ClientAuthenticationError) and error.status_code in (None, 400, 401):
         # raised by azure-identity when no token could be had, and by ARM for a rejected token
-        return ConfigurationError(
-            f"{what}: authentication failed: {error.message}",
-            hint="sign in (az login), or set AZURE_TENANT_ID / AZURE_CLIENT_ID and a secret or federated token",
-        )
+        return authentication_failed(what, error.message)
     if isinstance(error, HttpResponseError):
         code, message = _error_parts(error)
         headers = dict(cast(Any, error.response).headers) if error.response is not None else None

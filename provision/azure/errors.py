@@ -125,6 +125,14 @@ def classify(
     return AzureCloudError(text, status=status, code=code, hint=hint)
 
 
+def authentication_failed(what: str, message: str) -> ConfigurationError:
+    """No token could be had (azure-identity's chain found no usable credential) or the cloud rejected it."""
+    return ConfigurationError(
+        f"{what}: authentication failed: {message}",
+        hint="sign in (az login), or set AZURE_TENANT_ID / AZURE_CLIENT_ID and a secret or federated token",
+    )
+
+
 def connection_failed(what: str, error: BaseException) -> TemporaryError:
     """A request that never got an answer (refused, reset, timed out) is worth another try."""
     return AzureTemporaryError(f"{what}: connection failed: {error}", status=None, code=None)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import httpx
+from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.request_information import RequestInformation
@@ -38,7 +39,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
 from provision.azure.clouds import Cloud
-from provision.azure.errors import classify, connection_failed
+from provision.azure.errors import authentication_failed, classify, connection_failed
 from provision.errors import ProvisionError
 
 T = TypeVar("T")
@@ -83,6 +84,9 @@ def graph_errors(what: str, not_yet: NotYet = _never) -> Iterator[None]:
         yield
     except (APIError, httpx.TransportError) as error:
         raise translate(error, what, not_yet) from error
+    except ClientAuthenticationError as error:
+        # kiota asks azure-identity for the token: no usable credential surfaces here, before any request
+        raise authentication_failed(what, error.message) from error
 
 
 def _mentions(*ids: str) -> NotYet:

@@ -84,3 +84,35 @@ def test_graph_replication_delay_only_when_the_message_names_the_new_object() ->
     assert isinstance(graph.translate(missing, "x", not_yet), AzureTemporaryError)
     other = _odata(400, "Request_BadRequest", "Property tags has an invalid value")
     assert isinstance(graph.translate(other, "x", not_yet), AzureCloudError)
+
+
+class _NoCredential:
+    """What DefaultAzureCredential does when no credential in its chain works (not signed in, nothing set)."""
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token.")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_no_usable_credential_on_a_graph_call_is_a_configuration_error_not_a_traceback() -> None:
+    """kiota fetches the token inside the request: azure-identity's error must become the tool's, with the hint."""
+    import asyncio
+    import ssl
+
+    from provision.azure.clouds import Cloud
+
+    cloud = Cloud("public", "https://login.microsoftonline.com", "https://management.azure.com",
+                  "https://graph.microsoft.com", "https://dicom.healthcareapis.azure.com")
+
+    async def read() -> None:
+        api = graph.GraphApi(credential=_NoCredential(), cloud=cloud, context=ssl.create_default_context())
+        try:
+            await api.get_application("ohif-viewer")
+        finally:
+            await api.close()
+
+    with pytest.raises(ConfigurationError, match="authentication failed: DefaultAzureCredential") as raised:
+        asyncio.run(read())
+    assert raised.value.hint is not None and "az login" in raised.value.hint
