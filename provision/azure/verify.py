@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -167,8 +168,9 @@ async def viewer_sign_in(http: httpx.AsyncClient, oidc: Mapping[str, Any], user:
 
 
 def _aadsts(page: str) -> str:
+    """The AADSTS message of an error page, as text (the page escapes quotes as `&#x27;`)."""
     start = page.find("AADSTS")
-    return page[start:page.find("<", start)] if start >= 0 else ""
+    return html.unescape(page[start:page.find("<", start)]) if start >= 0 else ""
 
 
 async def preflight(http: httpx.AsyncClient, service_url: str, origin: str) -> Check:

@@ -84,3 +84,18 @@ def test_missing_app_registration_fails_with_apply_as_the_fix(deployment: Deploy
     registration = by_area(report, "app registration")
     assert [c["ok"] for c in registration] == [False, False, False]
     assert all(c["fix"] == f"run `provision azure apply {plan}`" for c in registration)
+
+
+def test_unregistered_redirect_uri_fails_sign_in_with_entras_message_as_text(deployment: Deployment,
+                                                                              tmp_path: Path) -> None:
+    plan = tmp_path / "other-viewer.yaml"
+    elsewhere = "http://127.0.0.1:9"
+    plan.write_text(PLAYBOOK.read_text().replace("${OHIF_VIEWER_URL:-http://localhost:3000}", elsewhere))
+    code, report = verify(deployment, plan=plan)
+    assert code == 1
+    (uris,) = [c for c in by_area(report, "app registration") if c["subject"] == "redirect URIs"]
+    assert uris["ok"] is False and f"register {elsewhere}/callback on the spa platform" in uris["fix"]
+    (sign_in,) = [c for c in by_area(report, "token") if c["subject"].startswith("viewer sign-in")]
+    assert sign_in["ok"] is False
+    # the sandbox's error page escapes quotes; the report shows Entra's message as text
+    assert f"AADSTS50011: The redirect URI '{elsewhere}/callback'" in sign_in["detail"], sign_in["detail"]
