@@ -325,7 +325,8 @@ class IamPolicyResource(Resource):
         self.grants = list(grants)
         #: the dataset/store resource whose deletion takes these bindings with it
         self.parent = parent
-        #: setIamPolicy calls sent (for reports and tests)
+        #: policies written: setIamPolicy calls that succeeded (a write refused with 409 ABORTED and redone is
+        #: counted once, when it goes through), for reports and tests
         self.writes = 0
 
     @property
@@ -371,11 +372,11 @@ class IamPolicyResource(Resource):
         for role, (added, removed) in merged.changes.items():
             parts = [f"+{m}" for m in added] + [f"-{m}" for m in removed]
             ctx.progress(f"{role}: {' '.join(parts)}")
-        self.writes += 1
         await self.client.call(
             lambda s: self._service(s).setIamPolicy(resource=self.name.name, body={"policy": merged.policy}),
             f"writing the {self.label}",
         )
+        self.writes += 1
         confirmed = await self.get_policy()
         if merge_policy(confirmed, grants).changed:
             raise TemporaryError(f"{self.label}: the change is not visible yet")

@@ -150,7 +150,7 @@ class RolesSession:
 
     @property
     def writes(self) -> int:
-        """setIamPolicy calls sent so far."""
+        """IAM policies written so far (successful setIamPolicy calls; retries after 409 ABORTED not counted)."""
         return sum(r.writes for r in self.resources if isinstance(r, IamPolicyResource))
 
     async def aclose(self) -> None:
