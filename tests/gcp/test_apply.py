@@ -12,8 +12,9 @@ import pytest
 
 from provision.core import Engine
 from provision.errors import ConfigurationError, PlanError, ProvisionError
+from provision.gcp.client import HealthcareClient
 from provision.gcp.resources import datasets_api
-from provision.gcp.session import open_session
+from provision.gcp.session import build_resources, ohif_result, open_session
 from provision.ohif.config import write_outputs
 from provision.plan import Plan, parse_plan
 
@@ -105,6 +106,24 @@ def test_apply_creates_everything_writes_app_config_and_is_idempotent(
     assert sent and observer.writes(sent) == [], "a second apply sends no write"
 
 
+def test_ohif_roots_are_healthcare_googleapis_com_outside_the_sandbox() -> None:
+    """Against Google (the default endpoint; nothing is called here) the roots are the store's public DICOMweb URL."""
+    from google.auth.credentials import AnonymousCredentials
+
+    plan = make_plan("ohif")
+    client = HealthcareClient(credentials=AnonymousCredentials())
+    try:
+        (store,) = [r for r in build_resources(client, plan) if r.address == "gcp.dicom_store[main]"]
+        result = ohif_result(plan, ["main"], {store.address: store.outputs({"labels": {}})})
+    finally:
+        client.close()
+    assert result is not None
+    (source,) = result.document["dataSources"]
+    root = ("https://healthcare.googleapis.com/v1/projects/sandbox-project/locations/us-central1/datasets/ohif"
+            "/dicomStores/main/dicomWeb")
+    assert source["configuration"]["qidoRoot"] == source["configuration"]["wadoRoot"] == root
+
+
 def test_dataset_browser_and_several_stores(options: Any, observer: Any, dataset_id: str) -> None:
     plan = make_plan(dataset_id, dicom_stores=[{"id": "main"}, {"id": "research.v2"}], access=[],
                      dataset_browser=True, oauth_client_id=None)
@@ -161,6 +180,32 @@ def test_destroy_removes_only_what_the_plan_owns(
     run(plan, options, "apply")
     run(plan, options, "destroy")
     assert not google.exists(dataset), "destroy leaves no dataset or store of the plan"
+
+
+def test_destroy_checks_the_dataset_again_right_before_deleting_it(
+    options: Any, google: Any, observer: Any, dataset_id: str
+) -> None:
+    """A store someone adds after the destroy was planned (while the user reads the plan) keeps the dataset."""
+    plan = make_plan(dataset_id)
+    run(plan, options, "apply")
+
+    async def go() -> tuple[Any, str]:
+        session = await open_session(plan, options)
+        try:
+            engine = Engine(session.resources)
+            planned = await engine.destroy_plan()
+            assert {s.resource.address: s.action.kind for s in planned.steps}[f"gcp.dataset[{dataset_id}]"] == "delete"
+            late = await asyncio.to_thread(google.create_store, dataset_id, "arrived-late")
+            with pytest.raises(ProvisionError, match="refusing to delete dataset") as refused:
+                await engine.destroy(planned)
+            assert "dicomStores/arrived-late" in refused.value.message
+            return planned, late
+        finally:
+            await session.aclose()
+
+    _, late = asyncio.run(go())
+    assert google.exists(google.dataset_name(dataset_id)) and google.exists(late)
+    assert not google.exists(f"{google.dataset_name(dataset_id)}/dicomStores/main"), "the plan's own store went"
 
 
 def test_existing_store_without_our_labels_blocks_apply(
