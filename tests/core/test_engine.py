@@ -253,3 +253,27 @@ def test_shared_resources_are_kept_on_destroy() -> None:
     assert isinstance(step.action, NoOp) and "kept" in step.action.reason
     run(Engine([Shared(world, "shared")]).destroy(plan))
     assert "shared" in world.objects
+
+
+def test_two_one_second_writes_finish_together() -> None:
+    """Done-when of the foundation: two independent resources whose operations each take 1 s finish together
+    in well under 2 s (here the writes; reads are instant)."""
+
+    class SlowWrite(Thing):
+        async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+            await asyncio.sleep(1.0)
+            return await super().create(ctx, desired)
+
+    world = World()
+    finished: dict[str, float] = {}
+    started = time.monotonic()
+
+    def record(event: Any) -> None:
+        if event.phase is Phase.DONE:
+            finished[event.address] = time.monotonic() - started
+
+    run(Engine([SlowWrite(world, "a"), SlowWrite(world, "b")], on_event=record).apply())
+    assert set(finished) == {"thing[a]", "thing[b]"}
+    assert max(finished.values()) < 1.5, finished
+    assert abs(finished["thing[a]"] - finished["thing[b]"]) < 0.2, finished
+
