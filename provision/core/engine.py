@@ -192,7 +192,16 @@ class Engine:
             else:
                 settle(True)
 
-        await asyncio.gather(*(node(r) for r in self._order))
+        tasks = [asyncio.ensure_future(node(r)) for r in self._order]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # an unexpected error (a bug, an SDK exception nobody translated, Ctrl+C): stop the other branches
+            # before the caller closes the session under them, and let them finish cancelling
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         return failures
 
     # -- plan ------------------------------------------------------------------------------------------

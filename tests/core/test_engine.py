@@ -277,3 +277,30 @@ def test_two_one_second_writes_finish_together() -> None:
     assert max(finished.values()) < 1.5, finished
     assert abs(finished["thing[a]"] - finished["thing[b]"]) < 0.2, finished
 
+
+def test_an_unexpected_error_cancels_the_other_branches() -> None:
+    """An exception that is not a ProvisionError (a bug, an untranslated SDK error) ends the run at once: the
+    other branches are cancelled instead of running on while the caller closes the session under them."""
+
+    class Broken(Thing):
+        async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+            raise RuntimeError("untranslated")
+
+    class SlowWrite(Thing):
+        async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any]:
+            await asyncio.sleep(2.0)
+            return await super().create(ctx, desired)
+
+    world = World()
+    engine = Engine([Broken(world, "broken"), SlowWrite(world, "slow")])
+
+    async def caller() -> float:
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="untranslated"):
+            await engine.apply()
+        failed_after = time.monotonic() - started
+        await asyncio.sleep(2.5)  # the caller goes on (the CLI closes its session): nothing may still run
+        return failed_after
+
+    assert run(caller()) < 1.0
+    assert "slow" not in world.objects
