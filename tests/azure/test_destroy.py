@@ -163,3 +163,33 @@ def test_an_app_of_another_environment_is_not_taken_over(azure: Any) -> None:
     # and its destroy leaves the first environment's resources alone
     azure.run(other, "destroy")
     assert _present(azure, "6") == EVERYTHING
+
+
+def test_a_plan_with_extended_query_tags_and_the_tools_own_role_is_created_and_destroyed(azure: Any) -> None:
+    """The tag step needs the tool's DICOM data role (an azure.access entry): it runs after the assignments and,
+    on destroy, before them; otherwise the role could be gone before the tags are deleted (403), and the
+    environment could not be destroyed any more."""
+    from provision.azure import query_tags
+
+    tool = azure.control.running.world.identity.sp_object_id
+    text = (PLAYBOOKS / EPHEMERAL).read_text()
+    text = text.replace("  access:\n", f"  access:\n    - service_principal: {tool}\n      role: DICOM Data Owner\n")
+    text = text.replace("      methods: [GET, POST, PUT, DELETE, OPTIONS]\n",
+                        "      methods: [GET, POST, PUT, DELETE, OPTIONS]\n"
+                        '    extended_query_tags:\n      - {path: "00080070", level: Series}\n', 1)
+    plan = parse_plan(text, env={"PR_NUMBER": "7"})
+    tags = "azure.extended_query_tags[pr-7]"
+    original = query_tags.ExtendedQueryTags.poll_interval
+    query_tags.ExtendedQueryTags.poll_interval = 0.05
+    try:
+        applied = azure.run(plan)
+        assert applied.changes()[tags] == "create"
+        assert azure.run(plan, "plan").changes() == {}
+
+        destroyed = azure.run(plan, "destroy")
+    finally:
+        query_tags.ExtendedQueryTags.poll_interval = original
+
+    assert destroyed.outcome is not None
+    assert tags in {s.resource.address for s in destroyed.outcome.done}
+    assert _present(azure, "7") == NOTHING

@@ -59,20 +59,24 @@ def build_resources(section: Any, azure: Azure) -> list[Resource]:
                     cors=declared_cors(section.dicom.cors),
                 )
                 resources.append(dicom)
-                if section.dicom.extended_query_tags is not None:
-                    resources.append(_query_tags(section.dicom, azure, dicom))
     if section.access:
         if dicom is None:  # pragma: no cover - the plan models refuse access without dicom
             raise ValueError("azure.access needs azure.dicom")
         resources += _access(section.access, azure, dicom, principal)
+    if dicom is not None and section.dicom.extended_query_tags is not None:
+        # after the role assignments: the tool's own DICOM data role (an azure.access entry) must exist before
+        # the tags are changed, and, in reverse order on destroy, until they have been deleted
+        granted = tuple(r.address for r in resources if isinstance(r, RoleAssignment))
+        resources.append(_query_tags(section.dicom, azure, dicom, granted))
     return list(resources)
 
 
-def _query_tags(declared: Any, azure: Azure, dicom: DicomService) -> AzureResource:
+def _query_tags(declared: Any, azure: Azure, dicom: DicomService, after: tuple[str, ...]) -> AzureResource:
     from provision.azure.query_tags import ExtendedQueryTags, QueryTag
 
     tags = [QueryTag.of(tag.model_dump()) for tag in declared.extended_query_tags]
-    return ExtendedQueryTags(azure, declared.name, tags, data_plane=azure.data_plane, dicom_address=dicom.address)
+    return ExtendedQueryTags(azure, declared.name, tags, data_plane=azure.data_plane, dicom_address=dicom.address,
+                             after=after)
 
 
 def _access(entries: Any, azure: Azure, dicom: DicomService, app_principal: AppPrincipal | None) -> list[AzureResource]:
