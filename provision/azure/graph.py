@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import httpx
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.request_information import RequestInformation
@@ -87,6 +87,9 @@ def graph_errors(what: str, not_yet: NotYet = _never) -> Iterator[None]:
     except ClientAuthenticationError as error:
         # kiota asks azure-identity for the token: no usable credential surfaces here, before any request
         raise authentication_failed(what, error.message) from error
+    except (ServiceRequestError, ServiceResponseError) as error:
+        # the token request got no answer (login endpoint or sandbox unreachable): retried, as ARM's are
+        raise connection_failed(what, error) from error
 
 
 def _mentions(*ids: str) -> NotYet:

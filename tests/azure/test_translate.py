@@ -116,3 +116,13 @@ def test_no_usable_credential_on_a_graph_call_is_a_configuration_error_not_a_tra
     with pytest.raises(ConfigurationError, match="authentication failed: DefaultAzureCredential") as raised:
         asyncio.run(read())
     assert raised.value.hint is not None and "az login" in raised.value.hint
+
+
+def test_unreachable_token_endpoint_on_a_graph_call_is_a_connection_failure_not_a_traceback() -> None:
+    """kiota fetches the token inside the request; azure-identity raises azure-core's ServiceRequestError when
+    the login endpoint (or a stopped sandbox) does not answer. Like ARM's, it is a temporary connection failure."""
+    from azure.core.exceptions import ServiceRequestError
+
+    with pytest.raises(AzureTemporaryError, match="reading user x: connection failed"), \
+            graph.graph_errors("reading user x"):
+        raise ServiceRequestError("Cannot connect to host 127.0.0.1:1")
