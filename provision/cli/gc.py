@@ -52,6 +52,19 @@ class Where:
         ]
 
 
+def _check_gcp_scope(project: str, locations: tuple[str, ...]) -> None:
+    """Name the flag when a project id or location is malformed (before any call)."""
+    from provision.plan import validators as v
+
+    checks = [("--gcp-project (or GOOGLE_CLOUD_PROJECT)", v.check_gcp_project, project)]
+    checks += [("--gcp-location", v.check_gcp_location, location) for location in locations]
+    for flag, check, value in checks:
+        try:
+            check(value)
+        except ValueError as error:
+            raise ConfigurationError(f"{flag}: {error}") from None
+
+
 def where_to_look(
     *,
     sandbox: Any,
@@ -80,6 +93,8 @@ def where_to_look(
         raise ConfigurationError(
             "no Google Cloud project to search", hint="pass --gcp-project or set GOOGLE_CLOUD_PROJECT"
         )
+    if search_gcp:
+        _check_gcp_scope(str(project), locations)
     if not (search_azure or search_gcp):
         raise ConfigurationError(
             "nothing to search: no Azure subscription and no Google Cloud location",

@@ -106,9 +106,15 @@ def test_a_half_finished_destroy_can_be_run_again(cli: Any, sandbox_control: Any
     assert counts(environment(cli.sandbox.world.snapshot(), "4")) == EMPTY
 
 
-def test_gc_input_errors_before_any_call(cli: Any) -> None:
+def test_gc_input_errors_before_any_call(cli: Any, sandbox_control: Any) -> None:
     assert "not a duration" in cli("gc", "--older-than", "soon", code=1)
     assert "--cloud gcp: no location" in cli("gc", "--older-than", "1h", "--cloud", "gcp", code=1)
+    # a malformed project or location is reported against its flag, not as a made-up resource name
+    text = cli("gc", "--older-than", "1h", "--gcp-location", "us central", code=1)
+    assert "--gcp-location: 'us central' must be a Google Cloud location" in text and "datasets/" not in text
+    text = cli("gc", "--older-than", "1h", "--gcp-project", "Bad_Project", "--gcp-location", "us", code=1)
+    assert "--gcp-project (or GOOGLE_CLOUD_PROJECT): 'Bad_Project' must be a Google Cloud project id" in text
+    assert sandbox_control.log() == []
     nothing = CliRunner().invoke(app, ["gc", "--older-than", "1h"],
                                  env={"PROVISION_SANDBOX": "", "AZURE_SUBSCRIPTION_ID": "", "NO_COLOR": "1"})
     assert nothing.exit_code == 1 and "nothing to search" in nothing.output
