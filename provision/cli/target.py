@@ -87,9 +87,28 @@ def sandbox_info(embedded: bool) -> Iterator[Any]:
                 f"PROVISION_SANDBOX={pointer}: cannot read the sandbox description ({reason})",
                 hint="start one with `provision sandbox serve --state DIR` and point at DIR/sandbox.json",
             ) from None
+        _check_listening(pointer, info.url)
         yield info
         return
     yield None
+
+
+def _check_listening(pointer: str, url: str) -> None:
+    """Fail at once, with the fix, when the sandbox that sandbox.json describes is no longer running: otherwise
+    every request would be retried as a connection failure until its time limit (minutes)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = urlsplit(url)
+    try:
+        with socket.create_connection((address.hostname or "127.0.0.1", address.port or 443), timeout=5):
+            pass
+    except OSError as error:
+        raise ConfigurationError(
+            f"PROVISION_SANDBOX={pointer}: no sandbox answers at {url} ({error.strerror or error})",
+            hint="start it again with `provision sandbox serve --state DIR` (its world is kept), "
+            "or unset PROVISION_SANDBOX",
+        ) from None
 
 
 def load(plan_path: Path, section: str) -> Any:
