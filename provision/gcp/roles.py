@@ -64,6 +64,12 @@ def requests_from_flags(
         mode = modes.get(role, "additive")
         for member in (*present, *absent):
             check_member(member)
+        if mode == "authoritative" and not present:
+            # as in a plan file (members: at least one): an empty list would silently strip everyone of the role
+            raise ConfigurationError(
+                f"--authoritative {short} needs at least one --{short}: the {short}s would become nobody",
+                hint=f"to take the role from someone, use --revoke-{short} MEMBER",
+            )
         if present or mode == "authoritative":
             entries.append((role, tuple(present), mode, "present"))
         if absent:

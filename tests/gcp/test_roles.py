@@ -130,6 +130,8 @@ STORE = "projects/sandbox-project/locations/us-central1/datasets/d/dicomStores/s
         ({"store": STORE, "viewers": ["user:not-an-email"]}, "must be an e-mail"),
         ({"store": STORE, "editors": ["serviceaccount:x@example.org"]}, "not an accepted IAM member"),
         ({"store": STORE, "viewers": ["user:a@example.org"], "authoritative": ["admin"]}, "expected 'viewer'"),
+        ({"store": STORE, "viewers": ["user:a@example.org"], "authoritative": ["editor"]},
+         "--authoritative editor needs at least one --editor"),
         ({"store": "projects/p/datasets/d/dicomStores/s", "viewers": ["user:a@example.org"]}, "resource name"),
         ({"store": STORE.rsplit("/dicomStores", 1)[0], "viewers": ["user:a@example.org"]}, "names a dataset"),
         ({"dataset": STORE, "viewers": ["user:a@example.org"]}, "names a DICOM store"),
