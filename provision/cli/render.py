@@ -33,7 +33,8 @@ def _value(value: Any) -> str:
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value) if isinstance(value, str) else str(value)
+    # plan files are YAML: show true/false/null as written there, not Python's True/False/None
+    return json.dumps(value) if isinstance(value, str | bool) or value is None else str(value)
 
 
 def summary(plan: Plan, *, destroy: bool = False) -> str:
