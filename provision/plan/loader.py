@@ -411,6 +411,8 @@ def _parse(text: str, name: str, env: Mapping[str, str], path: Path | None) -> P
         problem = ", ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
         if "duplicate key" in problem and exc.problem and exc.context_mark is not None:
             problem = exc.problem.split(" with value")[0] + _first_definition(text, exc.context_mark.line, position)
+        else:
+            problem += _where_it_started(exc)
         _raise(name, [_Problem(position, (), f"YAML: {problem}", _yaml_hint(problem))])
     except YAMLError as exc:
         _raise(name, [_Problem((0, 0), (), f"YAML: {exc}", GENERAL_HINT)])
@@ -433,6 +435,16 @@ def _parse(text: str, name: str, env: Mapping[str, str], path: Path | None) -> P
         _raise(name, _validation_problems(exc, data, converter))
     plan._source = path
     return plan
+
+
+def _where_it_started(exc: Any) -> str:
+    """`; the flow sequence started at line 8, column 16` when the problem is found far from its cause (an
+    unclosed `[`, `{` or quote is only noticed at the end of the file)."""
+    begun, found = exc.context_mark, exc.problem_mark
+    construct = re.match(r"while (?:parsing|scanning) an? (.+)", exc.context or "")
+    if begun is None or found is None or construct is None or begun.line == found.line:
+        return ""
+    return f"; the {construct.group(1)} started at line {begun.line + 1}, column {begun.column + 1}"
 
 
 def _first_definition(text: str, mapping_line: int, duplicate: Position) -> str:
