@@ -111,29 +111,34 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if self.interactive:
-            self.live = Live(self._table(), console=err_console, refresh_per_second=4, transient=False)
+            # the table is rebuilt on every refresh (4 per second), so a long wait's elapsed time keeps counting
+            # between the engine's events (a progress event comes only every few seconds)
+            self.live = Live(console=err_console, refresh_per_second=4, transient=False, get_renderable=self._table)
             self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.live is not None:
-            self.live.update(self._table())
+            self.live.refresh()
             self.live.__exit__(None, None, None)
 
     def __call__(self, event: Event) -> None:
         if not self.enabled or event.phase == "read":
             return
-        began = self.rows.get(event.address, ("", "", time.monotonic(), ""))[2]
+        _, previous_action, began, _ = self.rows.get(event.address, ("", "", time.monotonic(), ""))
         if event.phase == "started":
             began = time.monotonic()
-        self.rows[event.address] = (event.phase.value, event.action, began, event.message)
+        # the engine's failed/skipped events carry no action: keep the one the resource was doing
+        action = event.action or previous_action
+        self.rows[event.address] = (event.phase.value, action, began, event.message)
         if self.live is not None:
-            self.live.update(self._table())
-        elif event.phase != "done" or event.action != "no-op":
+            self.live.refresh()
+        elif event.phase != "done" or action != "no-op":
             clock = time.monotonic() - self.started
             detail = f" {event.message}" if event.message else ""
             waited = f" ({event.elapsed:.1f}s)" if event.elapsed >= 1 else ""
-            err_console.print(f"[{clock:6.1f}s] {event.address}: {event.action} {event.phase.value}{waited}{detail}")
+            doing = f"{action} " if action else ""
+            err_console.print(f"[{clock:6.1f}s] {event.address}: {doing}{event.phase.value}{waited}{detail}")
 
     def _table(self) -> Table:
         table = Table(show_header=True, header_style="bold", box=None)
