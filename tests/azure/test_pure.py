@@ -34,7 +34,8 @@ from provision.core import UNKNOWN, Context, NoOp, Replace, Update, diff
 from provision.errors import ConfigurationError, ProvisionError
 from provision.plan import load_plan, parse_plan
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "azure"
+# the published examples, as copied into the repository (tests/sandbox/specs/azure/SOURCES.md)
+SPECS = Path(__file__).resolve().parents[1] / "sandbox" / "specs" / "azure"
 HEALTH = SPECS / "healthcareapis" / "stable" / "2024-03-31" / "examples"
 AUTHZ = SPECS / "authorization" / "stable" / "2022-04-01" / "examples"
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
@@ -45,9 +46,6 @@ def example(path: Path, status: str = "200") -> dict[str, Any]:
     return dict(json.loads(path.read_text())["responses"][status]["body"])
 
 
-needs_specs = pytest.mark.skipif(not SPECS.is_dir(), reason="the shared spec examples are not checked out here")
-
-
 def ctx(outputs: dict[str, dict[str, Any]] | None = None) -> Context:
     return Context("test", outputs or {}, lambda _address, _message: None)
 
@@ -55,7 +53,6 @@ def ctx(outputs: dict[str, dict[str, Any]] | None = None) -> Context:
 # --- normalisers on the published examples ---------------------------------------------------------------
 
 
-@needs_specs
 def test_dicom_service_from_the_get_example() -> None:
     body = example(HEALTH / "dicomservices" / "DicomServices_Get.json")
     assert normalise.dicom_service(body) == {
@@ -77,7 +74,6 @@ def test_dicom_service_from_the_get_example() -> None:
     }
 
 
-@needs_specs
 def test_dicom_service_still_creating_has_no_url_and_empty_cors() -> None:
     body = example(HEALTH / "dicomservices" / "DicomServices_Create.json", "201")
     service = normalise.dicom_service(body)
@@ -105,7 +101,6 @@ def test_dicom_service_composite_name_and_echoed_empty_cors() -> None:
     assert (service["name"], service["location"], service["service_url"]) == ("d", "westeurope", None)
 
 
-@needs_specs
 def test_workspace_and_role_assignment_from_the_examples() -> None:
     workspace = normalise.workspace(example(HEALTH / "workspaces" / "Workspaces_Get.json"))
     assert (workspace["name"], workspace["location"], workspace["tags"]) == ("workspace1", "westus", {})
