@@ -317,6 +317,10 @@ def register(app: typer.Typer) -> None:
         yes: Annotated[
             bool, typer.Option("--yes", help="Delete them. Without it: a dry run that lists what would go.")
         ] = False,
+        all_environments: Annotated[
+            bool, typer.Option("--all-environments", help="With --yes and neither --env-prefix nor --plan: "
+                               "confirm that every old environment, long-lived ones included, may go.")
+        ] = False,
         sandbox: SandboxOpt = False,
         ca_bundle: CaBundleOpt = None,
         azure_subscription: Annotated[
@@ -355,6 +359,12 @@ def register(app: typer.Typer) -> None:
                 limit = parse_duration(older_than)
             except ValueError as error:
                 raise ConfigurationError(f"--older-than: {error}") from None
+            if yes and not (env_prefix or plan or all_environments):
+                # a long-lived environment (`env: default`) is as old as anything: never reap it by accident
+                raise ConfigurationError(
+                    "refusing to delete every environment older than the limit",
+                    hint="narrow it with --env-prefix (e.g. pr-) or --plan, or pass --all-environments",
+                )
             with sandbox_info(sandbox) as info:
                 where = where_to_look(sandbox=info, clouds=cloud, azure_subscription=azure_subscription,
                                       azure_cloud=azure_cloud, gcp_project=gcp_project, gcp_locations=gcp_location)

@@ -85,7 +85,7 @@ def test_two_pull_requests_coexist_and_go_their_own_ways(cli: Any, sandbox_contr
 
 def test_gc_leaves_young_foreign_and_other_prefix_environments_alone(cli: Any) -> None:
     cli("azure", "apply", AZURE, "--auto-approve", "--out", str(cli.out / "a"), pr="3")
-    young = cli.gc("--older-than", "1h", "--yes")
+    young = cli.gc("--older-than", "1h", "--yes", "--all-environments")
     assert young["environments"] == []
     assert [(s["env"], s["reason"]) for s in young["skipped"]] == [("pr-3", "younger than the limit")]
     assert cli.gc("--older-than", "0s", "--env-prefix", "feature-", "--yes")["environments"] == []
@@ -118,3 +118,10 @@ def test_gc_input_errors_before_any_call(cli: Any, sandbox_control: Any) -> None
     nothing = CliRunner().invoke(app, ["gc", "--older-than", "1h"],
                                  env={"PROVISION_SANDBOX": "", "AZURE_SUBSCRIPTION_ID": "", "NO_COLOR": "1"})
     assert nothing.exit_code == 1 and "nothing to search" in nothing.output
+
+
+def test_gc_refuses_to_delete_without_narrowing(cli: Any) -> None:
+    cli("azure", "apply", AZURE, "--auto-approve", "--out", str(cli.out / "a"), pr="6")
+    refused = cli("gc", "--older-than", "0s", "--yes", code=1)
+    assert "--env-prefix" in refused and "--all-environments" in refused
+    assert counts(environment(cli.sandbox.world.snapshot(), "6"))["arm"] == 3

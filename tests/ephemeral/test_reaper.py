@@ -32,7 +32,7 @@ def test_a_group_holding_someone_elses_workspace_is_kept(cli: Any, arm: httpx.Cl
     untagged = arm.put(f"{sub(cli)}/resourceGroups/rg-by-hand?api-version=2022-09-01", json={"location": "westeurope"})
     assert untagged.status_code == 201
 
-    result = cli.gc("--older-than", "0s", "--yes")
+    result = cli.gc("--older-than", "0s", "--yes", "--all-environments")
 
     [env] = result["environments"]
     assert (env["env"], env["status"], env["deleted"]) == ("pr-5", "deleted", 5)
@@ -82,7 +82,7 @@ def test_datasets_the_environment_does_not_own_stay(cli: Any) -> None:
 
     asyncio.run(add_foreign_store())
 
-    result = cli.gc("--older-than", "0s", "--yes", "--cloud", "gcp")
+    result = cli.gc("--older-than", "0s", "--yes", "--all-environments", "--cloud", "gcp")
 
     deleted = {(e["env"], r["kind"], r["name"]) for e in result["environments"] for r in e["resources"]}
     assert deleted == {("pr-6", "dicom_store", "main"), ("pr-7", "dicom_store", "main")}
@@ -98,7 +98,7 @@ def test_gc_absorbs_arm_throttling(cli: Any, arm: httpx.Client) -> None:
         "enabled": True, "limits": {"deletes": {"burst": 2, "rate": 4}, "reads": {"burst": 10, "rate": 20}}})
     assert state.status_code == 200
 
-    result = cli.gc("--older-than", "0s", "--yes", "--concurrency", "2")
+    result = cli.gc("--older-than", "0s", "--yes", "--all-environments", "--concurrency", "2")
 
     assert [(e["env"], e["status"], e["deleted"]) for e in result["environments"]] == [
         ("pr-8", "deleted", 6), ("pr-9", "deleted", 6)]
