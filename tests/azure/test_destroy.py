@@ -193,3 +193,21 @@ def test_a_plan_with_extended_query_tags_and_the_tools_own_role_is_created_and_d
     assert destroyed.outcome is not None
     assert tags in {s.resource.address for s in destroyed.outcome.done}
     assert _present(azure, "7") == NOTHING
+
+
+def test_destroy_reads_every_deleted_object_again_until_it_is_gone(azure: Any) -> None:
+    plan = azure.playbook(EPHEMERAL, PR_NUMBER="8")
+    azure.run(plan)
+    azure.control.clear_log()
+
+    azure.run(plan, "destroy")
+
+    log = azure.control.api_log()
+    deletes = [(i, e["path"]) for i, e in enumerate(log) if e["method"] == "DELETE"]
+    assert len(deletes) == 8, deletes  # grant, 2 assignments, principal, app, DICOM service, workspace, group
+    for index, path in deletes:
+        later = [e for e in log[index + 1:] if e["method"] == "GET"]
+        if "/oauth2PermissionGrants/" in path:  # a grant is found again by listing its client's grants
+            assert any(e["path"] == "/v1.0/oauth2PermissionGrants" for e in later), path
+        else:
+            assert any(e["path"].lower() == path.lower() and e["status"] == 404 for e in later), path

@@ -243,6 +243,11 @@ class AdminConsent(AzureResource):
 
     async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
         await self.azure.graph.delete_grant(actual["id"])
+        await wait_gone(
+            f"consent grant {actual['id']}",
+            lambda: self._find(str(actual["client_id"]), str(actual["resource_id"])),
+            ctx.progress,
+        )
 
     def owned(self, actual: dict[str, Any]) -> bool:
         return bool(actual.get("client_owned", True))
