@@ -58,7 +58,8 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
     """Replace `${VAR}` and `${VAR:-default}` in `text` with values from `env`; `$${` stands for `${`.
 
     `${VAR:-default}` uses the default when VAR is unset or empty (as in a POSIX shell). The default is literal
-    text up to the first `}`. Raises ValueError for an unset variable without default or a malformed `${`.
+    text up to the first `}`. Raises ValueError for an unset or empty variable without default (unlike a shell:
+    an empty value in a name is a CI mistake, not an intention) or a malformed `${`.
     """
 
     out: list[str] = []
@@ -88,14 +89,15 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
             out.append(env[name])
         elif default is not None:
             out.append(default)
-        elif name in env:
-            out.append("")
         else:
+            # set-but-empty is refused too: `env: pr-${PR_NUMBER}` with an empty PR_NUMBER would name a
+            # shared environment `pr-`; `${VAR:-}` says "empty is fine" explicitly
+            state = "is empty" if name in env else "is not set"
             raise _InterpolationError(
                 match.start(),
                 token,
-                f"${{{name}}} is not set and has no default",
-                f"set {name} in the environment, or give a default: ${{{name}:-value}}",
+                f"${{{name}}} {state} and has no default",
+                f"set {name} in the environment, or give a default: ${{{name}:-value}} (${{{name}:-}} allows empty)",
             )
     out.append(text[pos:])
     return "".join(out)

@@ -20,7 +20,7 @@ from provision.plan.loader import interpolate
         ("${A:-dflt}", {"A": "set"}, "set"),
         ("${A:-}", {}, ""),
         ("${A:-http://localhost:3000}", {}, "http://localhost:3000"),
-        ("${A}", {"A": ""}, ""),  # set but empty, no default
+        ("${A:-}", {"A": ""}, ""),  # empty allowed explicitly
         ("$${A}", {"A": "x"}, "${A}"),  # escape
         ("$$${A}", {"A": "x"}, "$${A}"),  # '$' then the escape
         ("cost: $5 or $", {}, "cost: $5 or $"),  # a lone '$' is literal
@@ -74,7 +74,16 @@ def test_missing_variable_is_located_and_hinted() -> None:
     with pytest.raises(PlanError) as caught:
         parse_plan("version: 1\nname: x\nenv: 'pr-${PR_NUMBER}'\n", source="p.yaml", env={})
     assert caught.value.message == "p.yaml:3:10 env: ${PR_NUMBER} is not set and has no default"
-    assert caught.value.hint == "set PR_NUMBER in the environment, or give a default: ${PR_NUMBER:-value}"
+    assert caught.value.hint == (
+        "set PR_NUMBER in the environment, or give a default: ${PR_NUMBER:-value} (${PR_NUMBER:-} allows empty)"
+    )
+
+
+def test_set_but_empty_variable_is_refused() -> None:
+    """An empty PR_NUMBER must not quietly name a shared environment `pr-`."""
+    with pytest.raises(PlanError) as caught:
+        parse_plan("version: 1\nname: x\nenv: 'pr-${PR_NUMBER}'\n", source="p.yaml", env={"PR_NUMBER": ""})
+    assert caught.value.message == "p.yaml:3:10 env: ${PR_NUMBER} is empty and has no default"
 
 
 def test_loader_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
