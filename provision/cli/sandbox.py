@@ -50,6 +50,7 @@ def serve(
     import signal
     import sys
 
+    from provision.cli.target import fail
     from provision.errors import ConfigurationError
     from provision.sandbox import start_sandbox
 
@@ -57,9 +58,8 @@ def serve(
         running = start_sandbox(state, port=port, latency_ms=latency_ms, lro_seconds=lro_seconds,
                                 principal_delay_seconds=principal_delay_seconds, dicom_sp=dicom_sp)
     except OSError as exc:
-        typer.echo(str(ConfigurationError(f"cannot start the sandbox on port {port}: {exc.strerror or exc}")),
-                   err=True)
-        raise typer.Exit(1) from None
+        raise fail(ConfigurationError(f"cannot start the sandbox on port {port}: {exc.strerror or exc}",
+                                      hint="choose another --port, or --port 0 for a free one")) from None
 
     def _terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

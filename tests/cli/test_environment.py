@@ -84,3 +84,16 @@ def test_a_stopped_sandbox_behind_provision_sandbox_is_reported_at_once(tmp_path
     assert result.returncode == 1
     assert f"no sandbox answers at https://127.0.0.1:{port}" in result.stderr
     assert "provision sandbox serve" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sandbox_serve_on_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "provision", "sandbox", "serve", "--state", str(tmp_path),
+                                 "--port", str(port)], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"Error: cannot start the sandbox on port {port}: ")
+    assert "hint: choose another --port" in result.stderr and "Traceback" not in result.stderr
