@@ -27,10 +27,13 @@ from azure.mgmt.healthcareapis.aio import HealthcareApisManagementClient
 from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
 from provision.azure.clouds import Cloud
-from provision.azure.errors import authentication_failed, classify, connection_failed
+from provision.azure.errors import AzureTemporaryError, authentication_failed, classify, connection_failed
 from provision.azure.polling import ProgressPolling
 from provision.azure.waiting import Report, ignore
 from provision.errors import ProvisionError
+
+#: provisioning states in which a resource accepts a new write
+SETTLED_STATES = frozenset({"Succeeded", "Failed", "Canceled"})
 
 T = TypeVar("T")
 Body = dict[str, Any]
@@ -235,6 +238,12 @@ class ArmApi:
         what = f"updating DICOM service {name}"
         with arm_errors(what):
             service = await self._health.dicom_services.get(group, workspace, name)
+        if service.provisioning_state not in SETTLED_STATES:
+            # a PUT now would meet 409: wait (as a temporary error) for the other operation to finish
+            raise AzureTemporaryError(
+                f"DICOM service {name} is {service.provisioning_state}: another operation is running",
+                status=None, code="OperationInProgress",
+            )
         if tags is not None:
             service.tags = dict(tags)
         if cors is not None:

@@ -177,6 +177,41 @@ def test_cors_drift_shows_in_plan_and_apply_repairs_it(azure: Any) -> None:
     assert azure.run(plan, "plan").changes() == {}
 
 
+async def _start_a_put_out_of_band(session: AzureSession) -> None:
+    """Someone else's change is still running (the service is 'Updating') when apply wants to write."""
+    from azure.mgmt.healthcareapis.aio import HealthcareApisManagementClient
+
+    client = HealthcareApisManagementClient(
+        session.credential,
+        str(session.azure.subscription_id),
+        base_url=session.cloud.arm,
+        credential_scopes=[session.cloud.arm_scope],
+        transport=session.transport,
+    )
+    service = await client.dicom_services.get("rg-ohif-demo", "ohifws", "ohif-dicom")
+    assert service.cors_configuration is not None
+    service.cors_configuration.max_age = 60
+    await client.dicom_services.begin_create_or_update(
+        "rg-ohif-demo", "ohifws", "ohif-dicom", service, polling=False
+    )
+    await client.close()
+
+
+def test_apply_waits_for_an_operation_already_running_on_the_service(azure: Any) -> None:
+    azure.control.configure(lro_seconds=2.0)
+    plan = azure.playbook(OHIF)
+    azure.run(plan)
+
+    repaired = azure.run(plan, inspect=_start_a_put_out_of_band)
+
+    assert repaired.changes() == {"azure.dicom_service[ohif-dicom]": "update"}
+    retries = [e for e in repaired.events if e.phase.value == "retry"]
+    assert retries and "another operation is running" in retries[0].message
+    # no PUT was sent while the other one ran: the only 409-free write is ours, after it finished
+    assert not [e for e in azure.control.log() if e["status"] == 409]
+    assert azure.run(plan, "plan").changes() == {}
+
+
 def test_first_party_dicom_principal_is_created_when_the_tenant_lacks_it(azure: Any) -> None:
     azure.control.configure(dicom_sp=False)
     plan = azure.playbook(OHIF)
