@@ -353,10 +353,11 @@ class Engine:
                 )
             else:
                 outputs[resource.address] = resource.outputs(actual)
+                kept = resource.kept_on_destroy(actual)
                 if not resource.managed:
                     action = NoOp("not managed by this plan")
-                elif resource.keep_on_destroy:
-                    action = NoOp("kept: shared beyond this plan")
+                elif kept:
+                    action = NoOp(kept)
                 elif not resource.owned(actual):
                     action = NoOp("not owned by this plan; left alone")
                 else:

@@ -58,8 +58,6 @@ class Resource(ABC):
     timeouts: ClassVar[Timeouts] = Timeouts()
     #: False: a reference to something the plan does not manage (read, never written or deleted)
     managed: bool = True
-    #: True: created when missing, but never deleted (shared with other plans, e.g. a first-party principal)
-    keep_on_destroy: bool = False
 
     def __init__(self, address: str, depends_on: tuple[str, ...] = ()) -> None:
         self.address = address
@@ -92,6 +90,10 @@ class Resource(ABC):
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
         """Values dependants need (ids, URLs). Default: the whole normalised object."""
         return actual
+
+    def kept_on_destroy(self, actual: dict[str, Any]) -> str | None:
+        """Why destroy leaves this owned object in place (shared beyond the plan, adopted), or None to delete."""
+        return None
 
     def owned(self, actual: dict[str, Any]) -> bool:
         """Whether the existing object belongs to this plan (ownership tags, natural key)."""

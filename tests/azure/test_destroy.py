@@ -150,6 +150,12 @@ def test_existing_resources_not_owned_are_refused_unless_adopted(azure: Any) -> 
     assert (tags["provision-plan"], tags["provision-env"]) == ("ohif-preview", "pr-5")
     assert azure.run(plan, "plan").changes() == {}
 
+    # destroy removes what the plan created in it, but never a resource group it did not create
+    destroyed = azure.run(plan, "destroy")
+    kept = destroyed.step("azure.resource_group[rg-ohif-pr-5]").action
+    assert kept.kind == "no-op" and "adopted" in kept.reason
+    assert _present(azure, "5") == {**NOTHING, "group": True}
+
 
 def test_an_app_of_another_environment_is_not_taken_over(azure: Any) -> None:
     azure.run(azure.playbook(EPHEMERAL, PR_NUMBER="6"))

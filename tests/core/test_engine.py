@@ -244,7 +244,8 @@ def test_cycle_is_refused() -> None:
 
 def test_shared_resources_are_kept_on_destroy() -> None:
     class Shared(Thing):
-        keep_on_destroy = True
+        def kept_on_destroy(self, actual: dict[str, Any]) -> str | None:
+            return "kept: shared beyond this plan"
 
     world = World()
     run(Engine([Shared(world, "shared")]).apply())

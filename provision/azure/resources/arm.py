@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from provision.azure import normalise
+from provision.azure.ownership import CREATED_TAG
 from provision.azure.resources.base import (
     CREATED_NOW,
     Azure,
@@ -49,6 +50,12 @@ class ResourceGroup(_TaggedArmResource):
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         return {"location": normalise.location(self.azure.location), "tags": self.azure.arm_tags()}
+
+    def kept_on_destroy(self, actual: dict[str, Any]) -> str | None:
+        # provision never deletes a resource group it did not create; an adopted one lacks the created mark
+        if CREATED_TAG not in (actual.get("tags") or {}):
+            return "kept: adopted by this plan, not created by it"
+        return None
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
         body = await self.azure.arm.get_resource_group(self.name)

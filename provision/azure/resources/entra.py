@@ -20,19 +20,20 @@ class DicomApiPrincipal(AzureResource):
     """The tenant's service principal of the first-party "Azure API for DICOM" app.
 
     Created from its appId when the tenant never used DICOM. It is shared by every DICOM consumer in the tenant,
-    so destroy keeps it (`keep_on_destroy`). Its `Dicom.ReadWrite` scope id is resolved here at run time.
+    so destroy keeps it. Its `Dicom.ReadWrite` scope id is resolved here at run time.
     """
 
     kind = "azure.dicom_api_principal"
     timeouts = GRAPH_TIMEOUTS
-    #: shared with every DICOM client of the tenant, so destroy leaves it
-    keep_on_destroy = True
 
     def __init__(self, azure: Azure) -> None:
         super().__init__(azure, "Azure API for DICOM")
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         return {"app_id": DICOM_API_APP_ID}
+
+    def kept_on_destroy(self, actual: dict[str, Any]) -> str | None:
+        return "kept: the tenant's Azure API for DICOM principal serves every DICOM client"
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
         body = await self.azure.graph.get_service_principal_by_app_id(DICOM_API_APP_ID)
