@@ -273,7 +273,7 @@ class AzureCors(_Model):
 class AzureQueryTag(_Model):
     """An extended query tag of the DICOM service, so QIDO can search on it (Azure DICOM lab 004)."""
 
-    path: DicomTagPath = Field(description='The tag as 8 hex digits, e.g. "00081090" (quoted).')
+    path: DicomTagPath = Field(description='The tag as 8 hex digits, e.g. "00101010" (quoted).')
     level: Literal["Study", "Series", "Instance"]
     vr: str | None = Field(default=None, pattern=r"^[A-Z]{2}$", description="Value representation (private tags).")
     private_creator: str | None = Field(default=None, min_length=1, max_length=64)

@@ -164,7 +164,7 @@ check_workspace_name = _pattern_check(
     WORKSPACE_NAME_RE, "3-24 lower-case letters or digits (no '-': Azure Health Data Services workspace name)"
 )
 check_dicom_tag_path = _pattern_check(
-    DICOM_TAG_PATH_RE, 'a DICOM tag as 8 hex digits, e.g. "00081090" (quoted: YAML reads plain digits as a number)'
+    DICOM_TAG_PATH_RE, 'a DICOM tag as 8 hex digits, e.g. "00101010" (quoted: YAML reads plain digits as a number)'
 )
 check_dicom_service_name = _pattern_check(
     DICOM_SERVICE_NAME_RE,
