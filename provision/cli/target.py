@@ -133,6 +133,24 @@ async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(function, *args)
 
 
+def _json_needs_auto_approve(text: bool, auto_approve: bool) -> None:
+    """JSON output has no one to ask: it must be told to go ahead."""
+    if not text and not auto_approve:
+        raise ConfigurationError("--output json needs --auto-approve", hint="pass --auto-approve")
+
+
+async def _show_and_confirm(
+    planned: Any, *, text: bool, auto_approve: bool, question: str, title: str, destroy: bool = False
+) -> None:
+    """Show what will change, refuse a blocked plan, and ask before any write."""
+    if text:
+        print_plan(planned, title=title, destroy=destroy)
+    if planned.blocked:
+        raise ProvisionError("the plan is blocked; nothing was changed")
+    if planned.has_changes:
+        await _in_thread(_confirm, question, auto_approve or not text)
+
+
 def _confirm(question: str, auto_approve: bool) -> None:
     if auto_approve:
         return
@@ -215,20 +233,16 @@ def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
             plan = load(plan_file, name)
             options = options_for(info, ca_bundle, adopt, concurrency)
 
+            _json_needs_auto_approve(text, auto_approve)
+
             async def work(session: Any) -> dict[str, Any]:
                 planned = await engine_for(session, options, lambda _e: None).plan()
-                if text:
-                    print_plan(planned, title=f"{name} plan for {plan_file} (environment {plan.env})")
-                if planned.blocked:
-                    raise ProvisionError("the plan is blocked; nothing was changed")
-                if planned.has_changes:
-                    await _in_thread(_confirm, "Apply these changes?", auto_approve or not text)
+                await _show_and_confirm(planned, text=text, auto_approve=auto_approve, question="Apply these changes?",
+                                        title=f"{name} plan for {plan_file} (environment {plan.env})")
                 with Progress(enabled=text) as progress:
                     outcome = await engine_for(session, options, progress).apply(planned)
                 return _finish(session, outcome, planned, out, text=text, source=str(plan_file))
 
-            if not text and not auto_approve:
-                raise ConfigurationError("--output json needs --auto-approve", hint="pass --auto-approve")
             document = _run(with_session(plan, options, work))
             if not text:
                 print_json(document)
@@ -247,16 +261,13 @@ def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
         with user_errors(), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
             options = options_for(info, ca_bundle, False, concurrency)
-            if not text and not auto_approve:
-                raise ConfigurationError("--output json needs --auto-approve", hint="pass --auto-approve")
+            _json_needs_auto_approve(text, auto_approve)
 
             async def work(session: Any) -> dict[str, Any]:
-                engine = engine_for(session, options, lambda _e: None)
-                planned = await engine.destroy_plan()
-                if text:
-                    print_plan(planned, title=f"{name} destroy for {plan_file} (environment {plan.env})", destroy=True)
-                if planned.has_changes:
-                    await _in_thread(_confirm, "Destroy these resources?", auto_approve or not text)
+                planned = await engine_for(session, options, lambda _e: None).destroy_plan()
+                await _show_and_confirm(planned, text=text, auto_approve=auto_approve, destroy=True,
+                                        question="Destroy these resources?",
+                                        title=f"{name} destroy for {plan_file} (environment {plan.env})")
                 with Progress(enabled=text) as progress:
                     outcome = await engine_for(session, options, progress).destroy(planned)
                 if text:

@@ -133,17 +133,22 @@ def test_output_before_apply_says_what_is_missing(azure: Any) -> None:
     assert raised.value.hint == "run apply first"
 
 
-async def _change_cors_out_of_band(session: AzureSession) -> None:
-    """What someone does in the portal: GET, change the origins, full PUT, straight through azure-mgmt."""
+def _healthcare(session: AzureSession) -> Any:
+    """azure-mgmt-healthcareapis on the session's credential and transport: changes made outside the tool."""
     from azure.mgmt.healthcareapis.aio import HealthcareApisManagementClient
 
-    client = HealthcareApisManagementClient(
+    return HealthcareApisManagementClient(
         session.credential,
         str(session.azure.subscription_id),
         base_url=session.cloud.arm,
         credential_scopes=[session.cloud.arm_scope],
         transport=session.transport,
     )
+
+
+async def _change_cors_out_of_band(session: AzureSession) -> None:
+    """What someone does in the portal: GET, change the origins, full PUT, straight through azure-mgmt."""
+    client = _healthcare(session)
     service = await client.dicom_services.get("rg-ohif-demo", "ohifws", "ohif-dicom")
     assert service.cors_configuration is not None
     service.cors_configuration.origins = ["https://elsewhere.example"]
@@ -179,15 +184,7 @@ def test_cors_drift_shows_in_plan_and_apply_repairs_it(azure: Any) -> None:
 
 async def _start_a_put_out_of_band(session: AzureSession) -> None:
     """Someone else's change is still running (the service is 'Updating') when apply wants to write."""
-    from azure.mgmt.healthcareapis.aio import HealthcareApisManagementClient
-
-    client = HealthcareApisManagementClient(
-        session.credential,
-        str(session.azure.subscription_id),
-        base_url=session.cloud.arm,
-        credential_scopes=[session.cloud.arm_scope],
-        transport=session.transport,
-    )
+    client = _healthcare(session)
     service = await client.dicom_services.get("rg-ohif-demo", "ohifws", "ohif-dicom")
     assert service.cors_configuration is not None
     service.cors_configuration.max_age = 60
