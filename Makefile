@@ -20,6 +20,7 @@ demo: $(BIN)/provision
 lint: $(BIN)/provision
 	$(BIN)/ruff check provision tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Orthanc + DICOMweb plugin, Chromium and certutil for the browser proof (idempotent: no apt when present)
 system-deps:

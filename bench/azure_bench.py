@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from provision.azure import open_session  # noqa: E402
+from provision.cli.target import connection_of  # noqa: E402
 from provision.core import Engine, Resource  # noqa: E402
-from provision.core.target import TargetOptions  # noqa: E402
 from provision.plan import load_plan  # noqa: E402
 from provision.sandbox import start_sandbox  # noqa: E402
 
@@ -83,7 +83,7 @@ class Counter:
 async def apply_once(plan: Any, info: Any) -> tuple[float, list[Resource], int]:
     """(wall time, resources, actions that changed something) of one CLI-like `apply`."""
     started = time.perf_counter()
-    session = await open_session(plan, TargetOptions(sandbox=info))
+    session = await open_session(plan, connection_of(info))
     try:
         engine = Engine(session.resources)
         planned = await engine.plan()

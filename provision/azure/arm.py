@@ -28,8 +28,7 @@ from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
 from provision.azure.clouds import Cloud
 from provision.azure.errors import AzureTemporaryError, authentication_failed, classify, connection_failed
-from provision.azure.polling import ProgressPolling
-from provision.azure.waiting import Report, ignore
+from provision.azure.waiting import ProgressPolling, Report, ignore
 from provision.errors import ProvisionError
 
 #: provisioning states in which a resource accepts a new write
@@ -152,10 +151,10 @@ class ArmApi:
             await poller.result()
 
     async def resources_in_group(self, name: str) -> list[Body]:
-        """`{id, name, type}` of every resource in the group."""
+        """`{id, name, type, tags}` of every resource in the group (nested ones such as DICOM services too)."""
         with arm_errors(f"listing the resources of resource group {name}"):
             return [
-                {"id": item.id, "name": item.name, "type": item.type}
+                {"id": item.id, "name": item.name, "type": item.type, "tags": dict(item.tags or {})}
                 async for item in self._resources.resources.list_by_resource_group(name)
             ]
 
@@ -323,6 +322,34 @@ class ArmApi:
                 await self._authz.role_assignments.delete(scope, name)
             except ResourceNotFoundError:
                 return
+
+    # -- subscription-wide listings (provision gc) -----------------------------------------------------------
+
+    async def list_resource_groups(self) -> list[Body]:
+        with arm_errors("listing the subscription's resource groups"):
+            return [_serialized(item) async for item in self._resources.resource_groups.list()]
+
+    async def list_workspaces(self) -> list[Body]:
+        with arm_errors("listing the subscription's Health Data Services workspaces"):
+            return [_serialized(item) async for item in self._health.workspaces.list_by_subscription()]
+
+    async def list_dicom_services(self, group: str, workspace: str) -> list[Body]:
+        with arm_errors(f"listing the DICOM services of workspace {workspace}"):
+            return [
+                _serialized(item) async for item in self._health.dicom_services.list_by_workspace(group, workspace)
+            ]
+
+    async def list_all_role_assignments(self) -> list[Body]:
+        """Every role assignment in the subscription (at its scope and below)."""
+        with arm_errors("listing the subscription's role assignments"):
+            return [_serialized(item) async for item in self._authz.role_assignments.list_for_subscription()]
+
+
+def _serialized(item: Any) -> Body:
+    """An SDK model as the wire JSON (older msrest-style models, and the newer mapping-style ones)."""
+    if hasattr(item, "serialize"):
+        return cast(Body, item.serialize(keep_readonly=True))
+    return cast(Body, item.as_dict())
 
 
 def _cors_model(cors: Mapping[str, Any]) -> Any:

@@ -7,8 +7,12 @@ sandbox, into what the SDK clients need: base URLs, token audiences, the host Gr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from provision.azure.plan import AzureSection
+    from provision.core.target import SandboxEndpoints
 
 #: The sandbox plays public Azure: it issues tokens for, and checks, the public cloud's audiences
 #: while serving every API on its own origin.
@@ -69,7 +73,7 @@ class Cloud:
         return f"{self.login}/{tenant_id}/v2.0/"
 
 
-def sandbox_cloud(info: Any) -> Cloud:
+def sandbox_cloud(info: SandboxEndpoints) -> Cloud:
     """The sandbox: login, ARM and Graph (`{url}/v1.0`) on `info.url`, public Azure's audiences."""
     url = _origin(info.url)
     return Cloud(
@@ -84,7 +88,7 @@ def sandbox_cloud(info: Any) -> Cloud:
     )
 
 
-def resolve_cloud(section: Any, sandbox: Any = None) -> Cloud:
+def resolve_cloud(section: AzureSection, sandbox: SandboxEndpoints | None = None) -> Cloud:
     """The cloud of a plan's `azure:` section (`cloud:` by name or as an endpoints block), or the sandbox.
 
     With a sandbox the plan's cloud is ignored, so a plan written for any cloud runs against it unchanged.

@@ -19,6 +19,7 @@ from azure.core.credentials import AccessToken
 from azure.core.pipeline.transport import AioHttpTransport
 
 from provision.azure.clouds import Cloud
+from provision.core.target import SandboxEndpoints
 
 #: refresh a cached token this long before it expires (azure-core's own policy uses 300 s too)
 REFRESH_MARGIN = 300
@@ -97,7 +98,7 @@ class SharedTokens:
         await self.close()
 
 
-def sandbox_credential(info: Any, transport: AioHttpTransport) -> Any:
+def sandbox_credential(info: SandboxEndpoints, transport: AioHttpTransport) -> Any:
     """The sandbox's test service principal, against the sandbox's token endpoint (no instance discovery)."""
     from azure.identity.aio import ClientSecretCredential
 

@@ -49,7 +49,7 @@ class AzureTemporaryError(TemporaryError):
         retry_after: float | None = None,
         hint: str | None = None,
     ) -> None:
-        super().__init__(message, retry_after=retry_after, hint=hint)
+        super().__init__(message, retry_after=retry_after, throttled=status == 429, hint=hint)
         self.status = status
         self.code = code
 

@@ -155,6 +155,10 @@ def application_model(spec: Mapping[str, Any]) -> Application:
     return app
 
 
+#: what a listing of the tenant's applications asks for (one page holds up to 999)
+APP_LISTING_FIELDS = ["id", "appId", "uniqueName", "displayName", "tags", "createdDateTime"]
+
+
 class GraphApi:
     """Graph v1.0 calls. Requests are built by msgraph-sdk's request builders and sent through its adapter
     (auth, middleware, OData error mapping); responses are taken as JSON bytes rather than models, because
@@ -312,3 +316,25 @@ class GraphApi:
     async def get_group(self, object_id: str) -> Body | None:
         builder = self._client.groups.by_group_id(object_id)
         return await self._read(f"looking up group {object_id}", builder.to_get_request_information())
+
+    # -- tenant-wide listings (provision gc) -----------------------------------------------------------------
+
+    async def list_applications(self) -> list[Body]:
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.applications.applications_request_builder import ApplicationsRequestBuilder
+
+        query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(
+            select=APP_LISTING_FIELDS, top=999
+        )
+        info = self._client.applications.to_get_request_information(RequestConfiguration(query_parameters=query))
+        apps: list[Body] = []
+        pages = 0
+        while True:
+            with graph_errors("listing the tenant's applications"):
+                page = await self._send(info) or {}
+            apps.extend(page.get("value") or [])
+            following = page.get("@odata.nextLink")
+            pages += 1
+            if not following or pages > 1000:
+                return apps
+            info = self._client.applications.with_url(str(following)).to_get_request_information()

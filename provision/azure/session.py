@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from provision.azure.clouds import Cloud, resolve_cloud
 from provision.azure.ownership import Owner
+from provision.azure.plan import AzureSection
 from provision.azure.resources.arm import DicomService
 from provision.azure.resources.base import Azure
 from provision.azure.resources.entra import Application
 from provision.core import UNKNOWN, Resource
-from provision.core.target import OhifResult, TargetOptions
+from provision.core.target import Connection, OhifResult, PlanView, section_of
 from provision.errors import ConfigurationError, ProvisionError
 
 
@@ -24,11 +24,11 @@ def _env(name: str) -> str | None:
     return os.environ.get(name, "").strip() or None
 
 
-def _needs_arm(section: Any) -> bool:
+def _needs_arm(section: AzureSection) -> bool:
     return section.resource_group is not None
 
 
-def _needs_graph(section: Any) -> bool:
+def _needs_graph(section: AzureSection) -> bool:
     return section.app is not None or any(entry.principal_kind != "viewer_app" for entry in section.access)
 
 
@@ -38,7 +38,8 @@ class AzureSession:
     def __init__(
         self,
         *,
-        plan: Any,
+        plan: PlanView,
+        section: AzureSection,
         cloud: Cloud,
         tenant_id: str | None,
         azure: Azure,
@@ -47,6 +48,7 @@ class AzureSession:
         transport: Any = None,
     ) -> None:
         self.plan = plan
+        self.section = section
         self.cloud = cloud
         self.tenant_id = tenant_id
         self.azure = azure
@@ -58,7 +60,7 @@ class AzureSession:
         """`ohif.json` from what exists: the app's client id and the DICOM service's URL. No secret."""
         from provision.ohif.config import azure_data_source, azure_oidc, ohif_document
 
-        section = self.plan.azure
+        section = self.section
         if section.dicom is None:
             return None
         dicom = outputs.get(DicomService.address_of(section.dicom.name), {})
@@ -124,26 +126,14 @@ def _present(value: Any) -> bool:
     return value is not None and value is not UNKNOWN and value != ""
 
 
-def _trusted(options: TargetOptions) -> list[Path]:
-    bundles = [Path(options.sandbox.ca_bundle)] if options.sandbox is not None else []
-    if options.ca_bundle is not None:
-        bundles.append(Path(options.ca_bundle))
-    for bundle in bundles:
-        if not bundle.is_file():
-            raise ConfigurationError(f"CA bundle {bundle} does not exist")
-    return bundles
-
-
-async def open_session(plan: Any, options: TargetOptions) -> AzureSession:
-    """Connect to the plan's cloud (or `options.sandbox`) and build the plan's resources.
+async def open_session(plan: PlanView, connection: Connection) -> AzureSession:
+    """Connect to the plan's cloud (or `connection.sandbox`) and build the plan's resources.
 
     Tenant: the plan's `tenant_id`, else AZURE_TENANT_ID, else the one the credential's token names. Subscription:
     the plan's, else AZURE_SUBSCRIPTION_ID. Against the sandbox both are the sandbox's, whatever the plan says,
     so a plan written for real Azure runs there unchanged.
     """
-    section = plan.azure
-    if section is None:
-        raise ConfigurationError("the plan has no azure: section")
+    section = section_of(plan, "azure", AzureSection)
 
     from provision.azure.credentials import (
         SharedTokens,
@@ -155,9 +145,9 @@ async def open_session(plan: Any, options: TargetOptions) -> AzureSession:
     )
     from provision.azure.resources import build_resources
 
-    sandbox = options.sandbox
+    sandbox = connection.sandbox
     cloud = resolve_cloud(section, sandbox)
-    bundles = _trusted(options)
+    bundles = connection.trusted()
     if sandbox is not None:
         tenant_id: str | None = sandbox.tenant_id
         subscription_id: str | None = sandbox.subscription_id
@@ -181,7 +171,7 @@ async def open_session(plan: Any, options: TargetOptions) -> AzureSession:
         subscription_id=subscription_id,
     )
     session = AzureSession(
-        plan=plan, cloud=cloud, tenant_id=tenant_id, azure=azure, resources=[], credential=credential,
+        plan=plan, section=section, cloud=cloud, tenant_id=tenant_id, azure=azure, resources=[], credential=credential,
         transport=transport,
     )
     try:
@@ -196,7 +186,7 @@ async def open_session(plan: Any, options: TargetOptions) -> AzureSession:
 
             azure.graph_api = GraphApi(credential=credential, cloud=cloud, context=context)
         if section.dicom is not None and section.dicom.extended_query_tags is not None:
-            from provision.azure.query_tags import DicomDataPlane
+            from provision.azure.resources.query_tags import DicomDataPlane
 
             azure.data_plane = DicomDataPlane(credential, cloud.dicom_audience, context)
         if session.tenant_id is None and section.app is not None:

@@ -11,7 +11,8 @@ viewer app itself (authorization code + PKCE, as OHIF does; the sandbox trusts `
 whole sign-in path too. Against Azure, where that would need a person at a browser, the identity the tool runs as
 (azure-identity's chain); if it holds no DICOM data role the QIDO check says so and how to fix it.
 
-`register(app)` adds the command to the `azure` typer sub-app.
+`verify(call, write_test=...)` runs the command declared in `provision.azure.target`; it returns `Checks`, which
+the CLI renders.
 """
 
 from __future__ import annotations
@@ -21,39 +22,26 @@ import hashlib
 import html
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import typer
+from provision.core.commands import Check, Checks, CommandCall
 
 if TYPE_CHECKING:
     import ssl
 
     import httpx
 
+    from provision.azure.plan import AzureApp, AzureSection
     from provision.azure.session import AzureSession
     from provision.core.engine import Step
+    from provision.core.target import Connection, PlanView
 
 DICOM_SCOPE = "Dicom.ReadWrite"
 REDIRECT_FIELDS = ("spa_redirect_uris", "web_redirect_uris", "id_token_issuance", "access_token_issuance")
 TEST_STUDY_DESCRIPTION = "provision verify write test"
 FRAME_ACCEPT = "multipart/related; type=application/octet-stream; transfer-syntax=*"
-
-
-@dataclass
-class Check:
-    """One line of the report."""
-
-    area: str
-    subject: str
-    ok: bool
-    detail: str
-    fix: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -72,7 +60,7 @@ def _changes(step: Step, fields: Sequence[str]) -> list[str]:
     return [f"{c['path']}: {c['before']} -> {c['after']}" for c in shown]
 
 
-def app_checks(app: Any, steps: Mapping[str, Step], apply: str) -> list[Check]:
+def app_checks(app: AzureApp, steps: Mapping[str, Step], apply: str) -> list[Check]:
     """Redirect URIs, the DICOM permission and consent of the viewer's app registration."""
     step = steps.get(f"azure.app[{app.unique_name}]")
     platform = "spa" if app.flow == "spa" else "web (implicit grant)"
@@ -211,7 +199,7 @@ async def qido(http: httpx.AsyncClient, service_url: str, token: DataToken) -> C
 
 async def write_round_trip(http: httpx.AsyncClient, service_url: str, token: DataToken) -> list[Check]:
     """STOW a generated instance, read its metadata and first frame back (WADO), then delete the study."""
-    from provision.orthanc.synthetic import multipart_related, synthetic_study
+    from provision.dicom.synthetic import multipart_related, synthetic_study
 
     (instance,) = synthetic_study(study_description=TEST_STUDY_DESCRIPTION, patient_id="PROVISION-VERIFY")
     auth = {"Authorization": f"Bearer {token.token}"}
@@ -261,28 +249,28 @@ async def token_check(session: AzureSession) -> tuple[Check, DataToken | None]:
     return Check("token", audience, True, f"issued to {who}"), DataToken(token.token, who)
 
 
-def _origins(plan: Any) -> list[str]:
+def _origins(plan: PlanView, section: AzureSection) -> list[str]:
     from provision.ohif.config import viewer_origin
 
-    cors = plan.azure.dicom.cors
+    cors = section.dicom.cors if section.dicom is not None else None
     declared = [o for o in (cors.origins or ()) if o != "*"] if cors is not None else []
-    if not declared and plan.ohif is not None and plan.ohif.viewer_url:
+    if not declared and plan.ohif.viewer_url:
         declared = [viewer_origin(str(plan.ohif.viewer_url))]
     return declared
 
 
-def _first_user(plan: Any) -> str | None:
-    return next((entry.user for entry in plan.azure.access if entry.principal_kind == "user"), None)
+def _first_user(section: AzureSection) -> str | None:
+    return next((entry.user for entry in section.access if entry.principal_kind == "user"), None)
 
 
-def client_context(options: Any) -> ssl.SSLContext:
+def client_context(connection: Connection) -> ssl.SSLContext:
     """The trust the session's SDK clients get: the system store plus the sandbox CA and --ca-bundle."""
     from provision.azure.credentials import ssl_context
 
-    return ssl_context(*(b for b in (getattr(options.sandbox, "ca_bundle", None), options.ca_bundle) if b))
+    return ssl_context(*connection.trusted())
 
 
-async def run_checks(session: AzureSession, plan: Any, plan_path: str, *, write_test: bool,
+async def run_checks(session: AzureSession, plan_path: str, *, write_test: bool,
                      context: ssl.SSLContext) -> list[Check]:
     import httpx
 
@@ -290,7 +278,7 @@ async def run_checks(session: AzureSession, plan: Any, plan_path: str, *, write_
     from provision.errors import ProvisionError
 
     apply = f"provision azure apply {plan_path}"
-    section = plan.azure
+    plan, section = session.plan, session.section
     planned = await Engine(session.resources, concurrency=8).plan()
     steps = {step.resource.address: step for step in planned.steps}
     checks: list[Check] = []
@@ -307,21 +295,22 @@ async def run_checks(session: AzureSession, plan: Any, plan_path: str, *, write_
                             f"run `{apply}`"))
         return checks + role_checks(steps, section.dicom.name, apply)
     async with httpx.AsyncClient(verify=context, timeout=60, follow_redirects=False) as http:
-        user = _first_user(plan)
+        user = _first_user(section)
         try:
             result = session.ohif(planned.outputs) if section.app is not None else None
         except ProvisionError:  # the app is not there: the app registration checks above say so
             result = None
         if session.cloud.sandbox and user and result is not None and result.document.get("oidc"):
+            app_name = section.app.unique_name if section.app is not None else ""
             try:
                 token = await viewer_sign_in(http, result.document["oidc"][0], user)
                 data_token = DataToken(token, f"{user} (signed in through the viewer app)")
                 checks.append(Check("token", f"viewer sign-in as {user}", True,
-                                    f"authorization code flow of app {section.app.unique_name}"))
+                                    f"authorization code flow of app {app_name}"))
             except RuntimeError as error:
                 checks.append(Check("token", f"viewer sign-in as {user}", False, str(error),
                                     f"run `{apply}` (the app registration, consent or {user}'s account is wrong)"))
-        for origin in _origins(plan):
+        for origin in _origins(plan, section):
             checks.append(await preflight(http, service_url, origin))
         if data_token is not None:
             checks.append(await qido(http, service_url, data_token))
@@ -330,81 +319,16 @@ async def run_checks(session: AzureSession, plan: Any, plan_path: str, *, write_
     return checks + role_checks(steps, section.dicom.name, apply)
 
 
-# --- the command -------------------------------------------------------------------------------------------------
+async def verify(call: CommandCall, *, write_test: bool) -> Checks:
+    """`provision azure verify` (declared in `provision.azure.target`)."""
+    from provision.azure.session import open_session
 
-def render(checks: Sequence[Check]) -> None:
-    """A table of every check, then each failure's fix on its own line (readable in an 80-column CI log)."""
-    from rich.table import Table
-    from rich.text import Text
-
-    from provision.cli.render import console
-
-    table = Table(show_lines=False, expand=False)
-    for column in ("check", "subject", "result", "detail"):
-        table.add_column(column, overflow="fold")
-    for check in checks:
-        result = Text("PASS", style="green") if check.ok else Text("FAIL", style="bold red")
-        table.add_row(check.area, check.subject, result, check.detail)
-    console.print(table)
-    failed = [c for c in checks if not c.ok]
-    for check in failed:
-        console.print(f"FAIL {check.area} {check.subject}: {check.fix or check.detail}")
-    console.print(f"{len(checks) - len(failed)} passed, {len(failed)} failed.",
-                  style="bold red" if failed else "bold green")
+    session = await open_session(call.require_plan(), call.connection)
+    try:
+        return Checks(await run_checks(session, call.source, write_test=write_test,
+                                       context=client_context(call.connection)))
+    finally:
+        await session.aclose()
 
 
-def register(app: typer.Typer) -> None:
-    """Add `verify` to the `azure` sub-app (parameter types are spelled out here: typer reads the annotations
-    from this module's globals)."""
-
-    @app.command("verify")
-    def verify_command(
-        plan_file: Annotated[Path, typer.Argument(help="Plan file (YAML).", show_default=False)],
-        sandbox: Annotated[
-            bool, typer.Option("--sandbox", help="Check an embedded local sandbox (state in .provision/sandbox/).")
-        ] = False,
-        ca_bundle: Annotated[
-            Path | None, typer.Option("--ca-bundle", help="Extra CA bundle to trust (TLS-inspecting proxies).")
-        ] = None,
-        write_test: Annotated[
-            bool, typer.Option("--write-test", help="Also store, read back and delete a generated test instance.")
-        ] = False,
-        output: Annotated[str, typer.Option("--output", "-o", help="text for people, json for machines.")] = "text",
-    ) -> None:
-        """Check that the live setup works for the viewer: app registration, token, CORS, QIDO, roles.
-
-        Exits 0 only if every check passes; each failure names its fix. Changes nothing (except the
-        test instance of --write-test, which it deletes again).
-        """
-        from provision.azure.session import open_session
-        from provision.cli.render import print_json
-        from provision.cli.target import load, sandbox_info, user_errors
-        from provision.core.target import TargetOptions
-        from provision.errors import ConfigurationError
-
-        with user_errors(), sandbox_info(sandbox) as info:
-            if output not in ("text", "json"):
-                raise ConfigurationError(f"--output {output}: use text or json")
-            plan = load(plan_file, "azure")
-            options = TargetOptions(sandbox=info, ca_bundle=ca_bundle)
-
-            async def work() -> list[Check]:
-                session = await open_session(plan, options)
-                try:
-                    return await run_checks(session, plan, str(plan_file), write_test=write_test,
-                                            context=client_context(options))
-                finally:
-                    await session.aclose()
-
-            import asyncio  # here, not at the top: `provision --help` mounts this module
-
-            checks = asyncio.run(work())
-        if output == "json":
-            print_json({"ok": all(c.ok for c in checks), "checks": [c.as_dict() for c in checks]})
-        else:
-            render(checks)
-        if not all(c.ok for c in checks):
-            raise typer.Exit(1)
-
-
-__all__ = ["Check", "register", "run_checks"]
+__all__ = ["run_checks", "verify"]

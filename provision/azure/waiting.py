@@ -1,4 +1,11 @@
-"""Waiting schedules shared by LRO polling and "until it is really gone" checks. Pure asyncio, no SDK."""
+"""Waiting on Azure: polling of ARM long-running operations, and "until it is really gone" after a delete.
+
+Both follow one schedule proportional to the time already waited (`poll_delay`: about 10% of the elapsed
+time, at least 0.2 s, at most 30 s), unless the service sends Retry-After. azure-core waits a fixed 30 s between
+polls when the service sends no Retry-After (the DICOM service never does), so a 3 s operation would take 30 s.
+A temporary failure of one poll (429, 5xx, a dropped connection) does not abandon the operation: the next poll
+comes after the server's Retry-After or the usual delay.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+from azure.core.polling.base_polling import BadStatus
+from azure.mgmt.core.polling.async_arm_polling import AsyncARMPolling
+
+from provision.azure.errors import TEMPORARY_STATUS, retry_after_seconds
 
 MIN_DELAY = 0.2
 MAX_DELAY = 30.0
@@ -53,3 +66,39 @@ async def wait_gone(what: str, read: Callable[[], Awaitable[Any]], report: Repor
         elapsed = time.monotonic() - started
         reporter(elapsed, "still visible")
         await asyncio.sleep(poll_delay(elapsed))
+
+
+class ProgressPolling(AsyncARMPolling):
+    """`polling=` for `begin_*` calls: proportional delay, tolerant polls, progress messages with elapsed time."""
+
+    def __init__(self, what: str, report: Report = ignore, **kwargs: Any) -> None:
+        super().__init__(timeout=MIN_DELAY, **kwargs)
+        self._reporter = Reporter(what, report)
+        self._started = time.monotonic()
+
+    def initialize(self, client: Any, initial_response: Any, deserialization_callback: Any) -> None:
+        super().initialize(client, initial_response, deserialization_callback)
+        self._started = time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def _extract_delay(self) -> float:
+        response = getattr(self._pipeline_response, "http_response", None)
+        server = retry_after_seconds(dict(response.headers) if response is not None else None)
+        return server if server is not None else poll_delay(self.elapsed)
+
+    async def _delay(self) -> None:
+        self._reporter(self.elapsed, str(self.status()).lower())
+        await self._sleep(self._extract_delay())
+
+    async def update_status(self) -> None:
+        try:
+            await super().update_status()
+        except BadStatus:
+            # the 429/5xx response is now the latest one, so its Retry-After sets the next delay
+            if self._pipeline_response.http_response.status_code not in TEMPORARY_STATUS:
+                raise
+        except (ServiceRequestError, ServiceResponseError):
+            pass

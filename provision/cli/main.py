@@ -1,4 +1,4 @@
-"""The `provision` command: one sub-app per target, plus `sandbox` and `schema`.
+"""The `provision` command: one sub-app per registered target, plus `gc`, `sandbox` and `schema`.
 
 Cloud SDKs are imported only inside the commands that need them, so `provision --help` stays fast.
 """
@@ -6,42 +6,17 @@ Cloud SDKs are imported only inside the commands that need them, so `provision -
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
 from provision import __version__
-from provision.azure.verify import register as register_azure_verify
 from provision.cli.gc import register as register_gc
 from provision.cli.sandbox import app as sandbox_app
 from provision.cli.target import make_target_app, user_errors
-from provision.gcp.cli import register as register_gcp_roles
-
-app = typer.Typer(
-    name="provision",
-    help="Declarative, idempotent set-up of OHIF viewers against cloud DICOM archives.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-
-azure_app = make_target_app(
-    "azure",
-    "provision.azure.session",
-    "Entra ID app, Health Data Services workspace, DICOM service with CORS, role assignments, OHIF config.",
-)
-gcp_app = make_target_app(
-    "gcp",
-    "provision.gcp.session",
-    "Google Cloud Healthcare dataset, DICOM stores, IAM bindings, OHIF config.",
-)
-
-register_gcp_roles(gcp_app)
-register_gc(app)  # provision gc: the reaper of old environments (provision/cli/gc.py)
-register_azure_verify(azure_app)
-
-app.add_typer(azure_app, name="azure")
-app.add_typer(gcp_app, name="gcp")
-app.add_typer(sandbox_app, name="sandbox", help="A local HTTPS emulator of the cloud APIs, for trying plans offline.")
+from provision.core.target import Target
+from provision.registry import targets
 
 
 def _version(value: bool) -> None:
@@ -50,7 +25,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
@@ -59,13 +33,33 @@ def main(
     """Declarative, idempotent set-up of OHIF viewers against cloud DICOM archives."""
 
 
-@app.command()
 def schema() -> None:
     """Print the JSON Schema of the plan-file format (for editors)."""
     with user_errors():
         from provision.plan import plan_json_schema
 
         typer.echo(json.dumps(plan_json_schema(), indent=2))
+
+
+def build_app(registered: Sequence[Target]) -> typer.Typer:
+    """The whole command line for these targets (the registry's, except in tests)."""
+    cli = typer.Typer(
+        name="provision",
+        help="Declarative, idempotent set-up of OHIF viewers against cloud DICOM archives.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+    )
+    cli.callback()(main)
+    for target in registered:
+        cli.add_typer(make_target_app(target), name=target.name)
+    register_gc(cli, registered)  # provision gc: old environments of every target (provision/cli/gc.py)
+    cli.add_typer(sandbox_app, name="sandbox",
+                  help="A local HTTPS emulator of the cloud APIs, for trying plans offline.")
+    cli.command()(schema)
+    return cli
+
+
+app = build_app(targets())
 
 
 def run() -> None:

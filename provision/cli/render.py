@@ -12,8 +12,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from provision.core.commands import Applied, Checks, Report
+
 if TYPE_CHECKING:  # the engine (and asyncio) load only when a command runs: `provision --help` stays fast
+    from datetime import datetime
+
     from provision.core import Event, Plan, Step
+    from provision.core.gc import GcResult
 
 SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "replace": ("-/+", "red"),
            "delete": ("-", "red"), "no-op": ("=", "dim")}
@@ -25,7 +30,7 @@ err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True
 
 
 def _value(value: Any) -> str:
-    from provision.core.diff import UNKNOWN
+    from provision.core.values import UNKNOWN
 
     if value is UNKNOWN:
         return "(known after apply)"
@@ -40,7 +45,10 @@ def _value(value: Any) -> str:
 def summary(plan: Plan, *, destroy: bool = False) -> str:
     counts = plan.counts()
     if destroy:
-        return f"Destroy: {counts.get('delete', 0)} to delete, {counts.get('no-op', 0)} left alone."
+        covered = sum(1 for step in plan.steps if getattr(step.action, "container", None))
+        along = f" ({covered} along with their container, so {counts.get('delete', 0) - covered} deletes sent)" \
+            if covered else ""
+        return f"Destroy: {counts.get('delete', 0)} to delete{along}, {counts.get('no-op', 0)} left alone."
     return (
         f"Plan: {counts.get('create', 0)} to create, {counts.get('update', 0)} to update, "
         f"{counts.get('replace', 0)} to replace, {counts.get('no-op', 0)} unchanged."
@@ -52,7 +60,8 @@ def _step_lines(step: Step) -> Text:
     text = Text()
     text.append(f"  {symbol:>3} ", style=style)
     text.append(step.resource.label, style="bold")
-    reason = getattr(step.action, "reason", "")
+    reason = getattr(step.action, "reason", "") or (f"with {container}" if (container := getattr(
+        step.action, "container", None)) else "")
     text.append(f"  {step.action.kind}" + (f" ({reason})" if reason else ""), style=style)
     for reason_line in getattr(step.action, "reasons", ()):
         text.append(f"\n        # {reason_line}", style="red")
@@ -100,21 +109,27 @@ def print_json(document: Any) -> None:
 
 
 class Progress:
-    """Shows each step's state; on a terminal a live table, otherwise one line per event (CI logs)."""
+    """Shows each step's state; on a terminal a live table, otherwise one line per event (CI logs).
 
-    def __init__(self, *, enabled: bool = True) -> None:
+    `lazy`: the live table starts with the first event worth showing (a command may print and ask first)."""
+
+    def __init__(self, *, enabled: bool = True, lazy: bool = False) -> None:
         self.enabled = enabled
+        self.lazy = lazy
         self.started = time.monotonic()
         self.rows: dict[str, tuple[str, str, float, str]] = {}
         self.live: Live | None = None
         self.interactive = enabled and err_console.is_terminal
 
+    def _start_live(self) -> None:
+        # the table is rebuilt on every refresh (4 per second), so a long wait's elapsed time keeps counting
+        # between the engine's events (a progress event comes only every few seconds)
+        self.live = Live(console=err_console, refresh_per_second=4, transient=False, get_renderable=self._table)
+        self.live.__enter__()
+
     def __enter__(self) -> Progress:
-        if self.interactive:
-            # the table is rebuilt on every refresh (4 per second), so a long wait's elapsed time keeps counting
-            # between the engine's events (a progress event comes only every few seconds)
-            self.live = Live(console=err_console, refresh_per_second=4, transient=False, get_renderable=self._table)
-            self.live.__enter__()
+        if self.interactive and not self.lazy:
+            self._start_live()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,6 +140,8 @@ class Progress:
     def __call__(self, event: Event) -> None:
         if not self.enabled or event.phase == "read":
             return
+        if self.interactive and self.live is None:
+            self._start_live()
         _, previous_action, began, _ = self.rows.get(event.address, ("", "", time.monotonic(), ""))
         if event.phase == "started":
             began = time.monotonic()
@@ -151,3 +168,157 @@ class Progress:
             style = {"failed": "red", "done": "green", "skipped": "yellow"}.get(phase, "")
             table.add_row(address, action, Text(phase, style=style), elapsed, message)
         return table
+
+
+# --- results of extra commands ------------------------------------------------------------------------------
+
+
+def print_checks(checks: Checks) -> None:
+    """A table of every check, then each failure's fix on its own line (readable in an 80-column CI log)."""
+    table = Table(show_lines=False, expand=False)
+    for column in ("check", "subject", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in checks.checks:
+        result = Text("PASS", style="green") if check.ok else Text("FAIL", style="bold red")
+        table.add_row(check.area, check.subject, result, check.detail)
+    console.print(table)
+    failed = checks.failed
+    for check in failed:
+        console.print(f"FAIL {check.area} {check.subject}: {check.fix or check.detail}")
+    console.print(f"{len(checks.checks) - len(failed)} passed, {len(failed)} failed.",
+                  style="bold red" if failed else "bold green")
+
+
+def render_result(result: object, *, text: bool, source: str, detailed_exitcode: bool = False) -> int:
+    """Show a command's result (a table, a summary, or JSON) and return its exit code."""
+    if isinstance(result, Checks):
+        print_checks(result) if text else print_json(result.document())
+        return 0 if result.ok else 1
+    if isinstance(result, Applied):
+        document = plan_document(result.plan, source=source)
+        if result.outcome is None:  # a dry run
+            if not text:
+                print_json(document)
+            if result.plan.blocked:
+                return 1
+            return 2 if detailed_exitcode and result.plan.has_changes else 0
+        if text:
+            console.print(result.summary or "Applied.", style="bold green")
+        else:
+            print_json({**document, "applied": [step.as_dict() for step in result.outcome.done], **result.details})
+        return 0
+    if isinstance(result, Report):
+        if text:
+            for line in result.lines():
+                console.print(line)
+        else:
+            print_json(result.document())
+        return 0 if result.ok else 1
+    raise TypeError(f"no way to show a {type(result).__name__}")  # pragma: no cover - a command's bug
+
+
+# --- provision gc ------------------------------------------------------------------------------------------
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "unknown"
+
+
+def gc_document(result: GcResult, *, older_than: float, env_prefix: str | None, plan: str | None) -> dict[str, Any]:
+    """The `--output json` document."""
+    reports = {report.key: report for report in result.reports or []}
+    environments = []
+    for environment in result.selection.selected:
+        key = environment.key
+        entry: dict[str, Any] = {
+            "cloud": key.cloud, "scope": key.scope, "plan": key.plan, "env": key.env,
+            "created": environment.created.isoformat().replace("+00:00", "Z") if environment.created else None,
+            "age_seconds": round(environment.age(result.now) or 0, 3),
+            "resources": [item.as_dict() for item in environment.resources],
+        }
+        report = reports.get(key)
+        entry.update(report.as_dict() if report is not None else {"status": "would delete"})
+        environments.append(entry)
+    return {
+        "dry_run": result.reports is None,
+        "older_than_seconds": older_than,
+        "env_prefix": env_prefix,
+        "plan": plan,
+        "now": result.now.isoformat().replace("+00:00", "Z"),
+        "searched": result.searched,
+        "environments": environments,
+        "skipped": [
+            {"cloud": e.key.cloud, "scope": e.key.scope, "plan": e.key.plan, "env": e.key.env, "reason": reason}
+            for e, reason in result.selection.skipped
+        ],
+        "failed": len(result.failed),
+        "throttled_retries": result.throttled,
+        "other_retries": result.retried,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _table(result: GcResult, *, with_outcome: bool) -> Table:
+    from provision.core.durations import format_age
+
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for column in ("cloud", "plan", "env", "age", "created", "resources"):
+        table.add_column(column)
+    if with_outcome:
+        table.add_column("result")
+    reports = {report.key: report for report in result.reports or []}
+    for environment in result.selection.selected:
+        key = environment.key
+        row = [key.cloud, key.plan, key.env, format_age(environment.age(result.now)), _when(environment.created),
+               environment.summary()]
+        cells: list[Any] = list(row)
+        if with_outcome:
+            report = reports.get(key)
+            if report is None:
+                cells.append("")
+            elif report.status == "failed":
+                cells.append(Text(f"failed: {report.error}", style="red"))
+            else:
+                kept = f"; kept {'; '.join(report.kept)}" if report.kept else ""
+                cells.append(Text(f"deleted {report.deleted} in {report.seconds:.1f}s{kept}", style="green"))
+        table.add_row(*cells)
+    return table
+
+
+def gc_heading(result: GcResult, older_than: str, env_prefix: str | None, plan: str | None) -> str:
+    places = ", ".join(f"{p['cloud']} {p['scope']}" for p in result.searched)
+    filters = "".join([f", env prefix {env_prefix}" if env_prefix else "", f", plan {plan}" if plan else ""])
+    return f"Environments older than {older_than}{filters} in {places}:"
+
+
+#: tables are read in CI logs: one line per environment rather than the 80 columns of a pipe
+_WIDE = None if console.is_terminal else 240
+
+
+def print_gc(result: GcResult, *, older_than: str, env_prefix: str | None, plan: str | None) -> None:
+    selected = result.selection.selected
+    younger = len(result.selection.skipped)
+    if result.reports is None:
+        console.print(gc_heading(result, older_than, env_prefix, plan), style="bold")
+        if selected:
+            console.print(_table(result, with_outcome=False), width=_WIDE)
+            count = sum(len(e.resources) for e in selected)
+            console.print(f"Dry run: {len(selected)} environment(s) ({count} resources) would be deleted. "
+                          "Re-run with --yes to delete them.", style="bold")
+        else:
+            console.print("  none")
+    else:
+        if selected:
+            console.print(_table(result, with_outcome=True), width=_WIDE)
+        else:
+            console.print(gc_heading(result, older_than, env_prefix, plan), style="bold")
+            console.print("  none")
+        deleted = sum(r.deleted for r in result.reports)
+        done = len(result.reports) - len(result.failed)
+        console.print(
+            f"Deleted {done} environment(s) ({deleted} resources) in {result.seconds:.1f} s; "
+            f"{len(result.failed)} failed; {result.throttled} throttled request(s) retried.",
+            style="bold red" if result.failed else "bold green",
+        )
+    if younger:
+        console.print(f"{younger} other environment(s) left alone (younger than {older_than}, or of unknown age).")

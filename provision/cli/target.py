@@ -1,21 +1,43 @@
-"""`plan | apply | destroy | output` for one target, built once and shared by every target sub-app."""
+"""`plan | apply | destroy | output` and the extra commands of one target, built once for every target.
+
+Everything here is shared by the targets: loading the plan, finding the sandbox, the one show/confirm flow
+(`confirm`), progress, rendering, exit codes. A target contributes only what `provision.core.target.Target`
+says. Cloud SDKs and the engine are imported only when a command runs, so `provision --help` stays fast.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import importlib
+import inspect
 import os
 import sys
+import typing
 from collections.abc import Awaitable, Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.text import Text
 
-from provision.cli.render import Progress, console, err_console, plan_document, print_json, print_plan
+from provision.cli.render import (
+    Progress,
+    console,
+    err_console,
+    plan_document,
+    print_json,
+    print_plan,
+    render_result,
+)
+from provision.core.commands import Command, CommandCall, Option, PlanUse
+from provision.core.target import Connection, SandboxEndpoints, Target, TargetSession
 from provision.errors import ConfigurationError, PlanError, ProvisionError
+
+if TYPE_CHECKING:
+    from provision.core import Engine, Event, Outcome
+    from provision.core.engine import Plan as EnginePlan
+    from provision.plan import Plan
+    from provision.sandbox import SandboxInfo
 
 T = TypeVar("T")
 
@@ -43,6 +65,9 @@ AdoptOpt = Annotated[
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Operations in flight at once.")]
 AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")]
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Directory for ohif.json and app-config.js.")]
+DetailedExitcodeOpt = Annotated[
+    bool, typer.Option("--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would.")
+]
 
 SANDBOX_STATE = Path(".provision/sandbox")
 
@@ -67,7 +92,7 @@ def user_errors() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def sandbox_info(embedded: bool) -> Iterator[Any]:
+def sandbox_info(embedded: bool) -> Iterator[SandboxInfo | None]:
     """The sandbox to talk to: embedded (--sandbox), a running one (PROVISION_SANDBOX), or none."""
     if embedded:
         from provision.sandbox import start_sandbox
@@ -111,47 +136,45 @@ def _check_listening(pointer: str, url: str) -> None:
         ) from None
 
 
-def load(plan_path: Path, section: str) -> Any:
+def connection_of(info: SandboxInfo | None, ca_bundle: Path | None = None) -> Connection:
+    """What targets get to know of the sandbox: plain data (no target imports the sandbox)."""
+    if info is None:
+        return Connection(ca_bundle=ca_bundle)
+    from provision.sandbox.gcp import adc_info
+
+    endpoints = SandboxEndpoints(
+        url=info.url, ca_bundle=Path(info.ca_bundle), tenant_id=info.tenant_id,
+        subscription_id=info.subscription_id, client_id=info.client_id, client_secret=info.client_secret,
+        gcp_project=info.gcp_project, google_adc=adc_info(info),
+    )
+    return Connection(sandbox=endpoints, ca_bundle=ca_bundle)
+
+
+def load(plan_path: Path, section: str | None = None) -> Plan:
+    """The plan file, validated; with `section`, one that declares that target's section."""
     from provision.plan import load_plan
 
     plan = load_plan(plan_path)
-    if getattr(plan, section, None) is None:
+    if section is not None and plan.section(section) is None:
         raise PlanError(f"{plan_path}: the plan has no `{section}:` section", hint="see `provision schema`")
     return plan
 
 
-def _run(coro: Awaitable[T]) -> T:
+def run_async(coro: Awaitable[T]) -> T:
     import asyncio
 
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
-    """Ask on the terminal without blocking the event loop (and without importing asyncio at start-up)."""
-    import asyncio
-
-    return await asyncio.to_thread(function, *args)
-
-
-def _json_needs_auto_approve(text: bool, auto_approve: bool) -> None:
+def _json_needs_auto_approve(text: bool, auto_approve: bool, *, dry_run_allowed: bool = False) -> None:
     """JSON output has no one to ask: it must be told to go ahead."""
     if not text and not auto_approve:
-        raise ConfigurationError("--output json needs --auto-approve", hint="pass --auto-approve")
+        or_dry_run = " (or --dry-run)" if dry_run_allowed else ""
+        raise ConfigurationError(f"--output json needs --auto-approve{or_dry_run}", hint="pass --auto-approve")
 
 
-async def _show_and_confirm(
-    planned: Any, *, text: bool, auto_approve: bool, question: str, title: str, destroy: bool = False
-) -> None:
-    """Show what will change, refuse a blocked plan, and ask before any write."""
-    if text:
-        print_plan(planned, title=title, destroy=destroy)
-    if planned.blocked:
-        raise ProvisionError("the plan is blocked; nothing was changed")
-    if planned.has_changes:
-        await _in_thread(_confirm, question, auto_approve or not text)
-
-
-def _confirm(question: str, auto_approve: bool) -> None:
+def ask(question: str, auto_approve: bool) -> None:
+    """Ask on the terminal; refuse without one unless told to go ahead."""
     if auto_approve:
         return
     if not sys.stdin.isatty():
@@ -164,27 +187,52 @@ def _confirm(question: str, auto_approve: bool) -> None:
         raise typer.Exit(1)
 
 
-def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
-    """A typer sub-app whose commands drive `module.open_session` (imported only when a command runs)."""
-    app = typer.Typer(help=help_text, no_args_is_help=True)
+def make_confirm(*, text: bool, auto_approve: bool, dry_run: bool = False,
+                 destroy: bool = False) -> Callable[[EnginePlan, str, str], Awaitable[bool]]:
+    """The one show/confirm flow of every command that changes something: show what will change, refuse a
+    blocked plan, ask before any write (or take --auto-approve). False: a dry run, change nothing."""
 
-    async def with_session(plan: Any, options: Any, work: Callable[[Any], Awaitable[T]]) -> T:
-        target = importlib.import_module(module)
-        session = await target.open_session(plan, options)
+    async def confirm(planned: EnginePlan, title: str, question: str) -> bool:
+        import asyncio
+
+        if text:
+            print_plan(planned, title=title, destroy=destroy)
+        if dry_run:
+            return False
+        if planned.blocked:
+            raise ProvisionError("the plan is blocked; nothing was changed")
+        if planned.has_changes:
+            # in a thread: the terminal is read without blocking the event loop
+            await asyncio.to_thread(ask, question, auto_approve or not text)
+        return True
+
+    return confirm
+
+
+# --- plan / apply / destroy / output ------------------------------------------------------------------------
+
+
+def make_target_app(target: Target) -> typer.Typer:
+    """A typer sub-app whose commands drive `target.open_session` (SDKs load only when a command runs)."""
+    app = typer.Typer(help=target.summary, no_args_is_help=True)
+    name = target.name
+
+    async def with_session(plan: Plan, connection: Connection, work: Callable[[TargetSession], Awaitable[T]]) -> T:
+        session = await target.open_session(plan, connection)
         try:
             return await work(session)
         finally:
             await session.aclose()
 
-    def options_for(sandbox: Any, ca_bundle: Path | None, adopt: bool, concurrency: int) -> Any:
-        from provision.core.target import TargetOptions
-
-        return TargetOptions(sandbox=sandbox, ca_bundle=ca_bundle, adopt=adopt, concurrency=concurrency)
-
-    def engine_for(session: Any, options: Any, progress: Callable[[Any], None]) -> Any:
+    def engine_for(session: TargetSession, concurrency: int, adopt: bool = False,
+                   progress: Callable[[Event], None] | None = None) -> Engine:
         from provision.core import Engine
+        from provision.core.events import ignore
 
-        return Engine(session.resources, concurrency=options.concurrency, on_event=progress, adopt=options.adopt)
+        return Engine(session.resources, concurrency=concurrency, on_event=progress or ignore, adopt=adopt)
+
+    def title(verb: str, plan_file: Path, plan: Plan) -> str:
+        return f"{name} {verb} for {plan_file} (environment {plan.env})"
 
     @app.command("plan")
     def plan_command(
@@ -194,23 +242,20 @@ def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
         output: OutputOpt = OutputFormat.text,
         adopt: AdoptOpt = False,
         concurrency: ConcurrencyOpt = 8,
-        detailed_exitcode: Annotated[
-            bool, typer.Option("--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would.")
-        ] = False,
+        detailed_exitcode: DetailedExitcodeOpt = False,
     ) -> None:
         """Read what exists and show what apply would change. Changes nothing."""
         with user_errors(), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
-            options = options_for(info, ca_bundle, adopt, concurrency)
 
-            async def work(session: Any) -> Any:
-                return await engine_for(session, options, lambda _e: None).plan()
+            async def work(session: TargetSession) -> EnginePlan:
+                return await engine_for(session, concurrency, adopt).plan()
 
-            result = _run(with_session(plan, options, work))
+            result = run_async(with_session(plan, connection_of(info, ca_bundle), work))
             if output is OutputFormat.json:
                 print_json(plan_document(result, source=str(plan_file)))
             else:
-                print_plan(result, title=f"{name} plan for {plan_file} (environment {plan.env})")
+                print_plan(result, title=title("plan", plan_file, plan))
             if result.blocked:
                 raise typer.Exit(1)
             if detailed_exitcode and result.has_changes:
@@ -231,19 +276,17 @@ def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
         text = output is OutputFormat.text
         with user_errors(), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
-            options = options_for(info, ca_bundle, adopt, concurrency)
-
             _json_needs_auto_approve(text, auto_approve)
+            confirm = make_confirm(text=text, auto_approve=auto_approve)
 
-            async def work(session: Any) -> dict[str, Any]:
-                planned = await engine_for(session, options, lambda _e: None).plan()
-                await _show_and_confirm(planned, text=text, auto_approve=auto_approve, question="Apply these changes?",
-                                        title=f"{name} plan for {plan_file} (environment {plan.env})")
+            async def work(session: TargetSession) -> dict[str, Any]:
+                planned = await engine_for(session, concurrency, adopt).plan()
+                await confirm(planned, title("plan", plan_file, plan), "Apply these changes?")
                 with Progress(enabled=text) as progress:
-                    outcome = await engine_for(session, options, progress).apply(planned)
+                    outcome = await engine_for(session, concurrency, adopt, progress).apply(planned)
                 return _finish(session, outcome, planned, out, text=text, source=str(plan_file))
 
-            document = _run(with_session(plan, options, work))
+            document = run_async(with_session(plan, connection_of(info, ca_bundle), work))
             if not text:
                 print_json(document)
 
@@ -260,21 +303,19 @@ def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
         text = output is OutputFormat.text
         with user_errors(), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
-            options = options_for(info, ca_bundle, False, concurrency)
             _json_needs_auto_approve(text, auto_approve)
+            confirm = make_confirm(text=text, auto_approve=auto_approve, destroy=True)
 
-            async def work(session: Any) -> dict[str, Any]:
-                planned = await engine_for(session, options, lambda _e: None).destroy_plan()
-                await _show_and_confirm(planned, text=text, auto_approve=auto_approve, destroy=True,
-                                        question="Destroy these resources?",
-                                        title=f"{name} destroy for {plan_file} (environment {plan.env})")
+            async def work(session: TargetSession) -> dict[str, Any]:
+                planned = await engine_for(session, concurrency).destroy_plan()
+                await confirm(planned, title("destroy", plan_file, plan), "Destroy these resources?")
                 with Progress(enabled=text) as progress:
-                    outcome = await engine_for(session, options, progress).destroy(planned)
+                    outcome = await engine_for(session, concurrency, progress=progress).destroy(planned)
                 if text:
                     console.print(f"Destroy complete: {len(outcome.done)} deleted.", style="bold")
                 return {**plan_document(planned, source=str(plan_file), destroy=True), "deleted": len(outcome.done)}
 
-            document = _run(with_session(plan, options, work))
+            document = run_async(with_session(plan, connection_of(info, ca_bundle), work))
             if not text:
                 print_json(document)
 
@@ -288,10 +329,9 @@ def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
         """Print the OHIF configuration (ohif.json) from the live state. Changes nothing in the cloud."""
         with user_errors(), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
-            options = options_for(info, ca_bundle, False, 8)
 
-            async def work(session: Any) -> Any:
-                planned = await engine_for(session, options, lambda _e: None).plan()
+            async def work(session: TargetSession) -> Any:
+                planned = await engine_for(session, 8).plan()
                 if planned.has_changes:
                     raise ProvisionError(
                         "the live state does not match the plan, so its OHIF configuration would be wrong",
@@ -299,7 +339,7 @@ def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
                     )
                 return session.ohif(planned.outputs)
 
-            result = _run(with_session(plan, options, work))
+            result = run_async(with_session(plan, connection_of(info, ca_bundle), work))
             if result is None:
                 raise fail(ProvisionError("the plan declares nothing the viewer connects to"))
             if out is not None:
@@ -308,10 +348,13 @@ def make_target_app(name: str, module: str, help_text: str) -> typer.Typer:
                 write_outputs(out, result.document, viewer_url=result.viewer_url)
             print_json(result.document)
 
+    for command in target.commands():
+        app.command(command.name)(command_function(target, command))
     return app
 
 
-def _finish(session: Any, outcome: Any, planned: Any, out: Path, *, text: bool, source: str) -> dict[str, Any]:
+def _finish(session: TargetSession, outcome: Outcome, planned: EnginePlan, out: Path, *, text: bool,
+            source: str) -> dict[str, Any]:
     """After apply: write the OHIF files and report what was done."""
     from provision.ohif.config import write_outputs
 
@@ -336,3 +379,95 @@ def _finish(session: Any, outcome: Any, planned: Any, out: Path, *, text: bool, 
         "ohif": result.document if result is not None else None,
         "notes": result.notes if result is not None else [],
     }
+
+
+# --- extra commands, from their description as data ---------------------------------------------------------
+
+
+def option_parameters(function: Callable[..., Any]) -> list[inspect.Parameter]:
+    """The keyword-only `Annotated[T, Option(...)]` parameters of `function`, as typer parameters.
+
+    Each annotation is evaluated on its own in the function's module, so its other annotations may name
+    types that module imports only for type checking."""
+    parameters = []
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        annotation = parameter.annotation
+        if isinstance(annotation, str):
+            annotation = eval(annotation, function.__globals__)
+        base, *metadata = typing.get_args(annotation)
+        option = next((m for m in metadata if isinstance(m, Option)), None)
+        if option is None:
+            raise TypeError(f"{function.__qualname__}: parameter {parameter.name} is not Annotated[..., Option()]")
+        flags = option.flags or (f"--{parameter.name.replace('_', '-')}",)
+        info = typer.Option(*flags, help=option.help, metavar=option.metavar, envvar=option.envvar,
+                            min=option.minimum, max=option.maximum, show_default=parameter.default not in (None, False))
+        parameters.append(inspect.Parameter(parameter.name, inspect.Parameter.KEYWORD_ONLY,
+                                            default=parameter.default, annotation=Annotated[base, info]))
+    return parameters
+
+
+def build_function(name: str, doc: str | None, parameters: list[inspect.Parameter],
+                   body: Callable[[dict[str, Any]], None]) -> Callable[..., None]:
+    """A function typer can read (signature and annotations as data) that calls `body(values)`."""
+
+    def command(**values: Any) -> None:
+        body(values)
+
+    command.__name__ = name.replace("-", "_")
+    command.__doc__ = doc
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+    return command
+
+
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def command_function(target: Target, command: Command) -> Callable[..., None]:
+    """The typer command for one of a target's extra commands: its own options, the shared ones (plan file,
+    --sandbox, --ca-bundle, --output) and, for one that confirms, --auto-approve, --dry-run and
+    --detailed-exitcode. The result is rendered by `render_result`."""
+    own = option_parameters(command.run)
+    shared: list[inspect.Parameter] = []
+    if command.plan is PlanUse.REQUIRED:
+        shared.append(_keyword("plan_file", PlanArg, inspect.Parameter.empty))
+    elif command.plan is PlanUse.OPTIONAL:
+        shared.append(_keyword("plan_file", Annotated[Path | None, typer.Argument(
+            help=f"Plan file: use its {target.name} section. Omit to use the flags.", show_default=False)], None))
+    if command.confirms:
+        shared += [
+            _keyword("dry_run", Annotated[bool, typer.Option("--dry-run", help="Show the differences and change "
+                                                                              "nothing.")], False),
+            _keyword("detailed_exitcode", Annotated[bool, typer.Option(
+                "--detailed-exitcode", help="With --dry-run: exit 0 when nothing would change, 2 when something "
+                "would.")], False),
+            _keyword("auto_approve", AutoApproveOpt, False),
+        ]
+    shared += [_keyword("sandbox", SandboxOpt, False), _keyword("ca_bundle", CaBundleOpt, None),
+               _keyword("output", OutputOpt, OutputFormat.text)]
+    own_names = {p.name for p in own}
+
+    def body(values: dict[str, Any]) -> None:
+        text = values["output"] is OutputFormat.text
+        plan_file: Path | None = values.get("plan_file")
+        dry_run = bool(values.get("dry_run"))
+        with user_errors():
+            if command.confirms and not dry_run:
+                _json_needs_auto_approve(text, bool(values.get("auto_approve")), dry_run_allowed=True)
+            plan = load(plan_file, target.name) if plan_file is not None else None
+            with sandbox_info(values["sandbox"]) as info, Progress(enabled=text, lazy=True) as progress:
+                call = CommandCall(
+                    plan=plan, source=str(plan_file) if plan_file is not None else "command line",
+                    connection=connection_of(info, values["ca_bundle"]), on_event=progress,
+                    confirm=make_confirm(text=text, auto_approve=bool(values.get("auto_approve")), dry_run=dry_run),
+                )
+                result = run_async(command.run(call, **{k: v for k, v in values.items() if k in own_names}))
+            code = render_result(result, text=text, source=call.source,
+                                 detailed_exitcode=bool(values.get("detailed_exitcode")))
+        if code:
+            raise typer.Exit(code)
+
+    return build_function(command.name, inspect.getdoc(command.run), [*shared, *own], body)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from provision.core.values import plain
+
 
 @dataclass(frozen=True)
 class FieldChange:
@@ -13,20 +15,7 @@ class FieldChange:
     after: Any
 
     def as_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "before": _plain(self.before), "after": _plain(self.after)}
-
-
-def _plain(value: Any) -> Any:
-    """JSON-friendly rendering; "known after apply" becomes a marker string."""
-    from provision.core.diff import UNKNOWN
-
-    if value is UNKNOWN:
-        return "(known after apply)"
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+        return {"path": self.path, "before": plain(self.before), "after": plain(self.after)}
 
 
 @dataclass(frozen=True)
@@ -64,6 +53,11 @@ class Replace(Action):
 @dataclass(frozen=True)
 class Delete(Action):
     kind: ClassVar[str] = "delete"
+    #: the container whose own delete takes this resource along (nothing is sent for it), if any
+    container: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), **({"with": self.container} if self.container else {})}
 
 
 @dataclass(frozen=True)

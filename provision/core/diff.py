@@ -11,23 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from provision.core.actions import Action, Create, FieldChange, NoOp, Replace, Update
-
-
-class _Unknown:
-    """A value that is only known after apply (an id or URL the cloud assigns)."""
-
-    _instance: _Unknown | None = None
-
-    def __new__(cls) -> _Unknown:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "(known after apply)"
-
-
-UNKNOWN: Any = _Unknown()
+from provision.core.values import UNKNOWN
 
 
 class Compare(StrEnum):

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provision.core.actions import Action, Create, Delete, NoOp, Replace, Update
-from provision.core.diff import UNKNOWN, diff
+from provision.core.diff import diff
 from provision.core.events import Event, EventSink, Phase, ignore
-from provision.core.resource import Context, Resource
+from provision.core.resource import Context, Resource, TemporaryError
 from provision.core.retry import with_retry
+from provision.core.values import UNKNOWN
 from provision.errors import ProvisionError
 
 
@@ -142,6 +143,16 @@ class Engine:
         elapsed = time.monotonic() - started if started else 0.0
         self.on_event(Event(address, phase, action, message, elapsed))
 
+    def _retrying(self, resource: Resource, action: str, started: float) -> Callable[[TemporaryError, float], None]:
+        """`with_retry`'s callback: one RETRY event per retry, saying why and for how long."""
+
+        def on_retry(error: TemporaryError, delay: float) -> None:
+            elapsed = time.monotonic() - started
+            self.on_event(Event(resource.address, Phase.RETRY, action, f"{error.message}; retrying in {delay:.1f} s",
+                                elapsed, throttled=error.throttled))
+
+        return on_retry
+
     def _context(self, resource: Resource, outputs: Mapping[str, Mapping[str, Any]], action: str = "") -> Context:
         started = time.monotonic()
 
@@ -154,14 +165,15 @@ class Engine:
         self,
         run: Callable[[Resource], Awaitable[None]],
         *,
-        reverse: bool = False,
+        waits_on: Mapping[str, list[str]] | None = None,
     ) -> list[tuple[str, ProvisionError]]:
         """Run `run` for every resource once its prerequisites are done, at most `concurrency` at once.
 
-        Forward: a resource waits for its dependencies. Reverse (destroy): it waits for its dependants.
+        By default a resource waits for its dependencies; destroy passes its own `waits_on` (dependants first).
         A failure skips everything that waits on it and is reported once.
         """
-        waits_on = self._dependants() if reverse else {r.address: list(r.depends_on) for r in self.resources}
+        if waits_on is None:
+            waits_on = {r.address: list(r.depends_on) for r in self.resources}
         finished: dict[str, asyncio.Future[bool]] = {
             r.address: asyncio.get_running_loop().create_future() for r in self.resources
         }
@@ -208,17 +220,12 @@ class Engine:
 
     async def _read(self, resource: Resource, outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any] | None:
         ctx = self._context(resource, outputs, "read")
-        started = time.monotonic()
         self._emit(resource.address, Phase.READ, "read")
-
-        def on_retry(message: str, _delay: float) -> None:
-            self._emit(resource.address, Phase.RETRY, "read", message, started)
-
         return await with_retry(
             lambda: resource.read(ctx),
             what=f"reading {resource.label}",
             limit=resource.timeouts.read,
-            on_retry=on_retry,
+            on_retry=self._retrying(resource, "read", time.monotonic()),
         )
 
     def _step(self, resource: Resource, actual: dict[str, Any] | None, ctx: Context) -> Step:
@@ -310,9 +317,7 @@ class Engine:
         ctx = self._context(resource, outputs, action.kind)
         started = time.monotonic()
         self._emit(resource.address, Phase.STARTED, action.kind)
-
-        def on_retry(message: str, _delay: float) -> None:
-            self._emit(resource.address, Phase.RETRY, action.kind, message, started)
+        on_retry = self._retrying(resource, action.kind, started)
 
         async def attempt(operation: Callable[[], Awaitable[Any]], verb: str, limit: float) -> Any:
             return await with_retry(operation, what=f"{verb} {resource.label}", limit=limit, on_retry=on_retry)
@@ -366,7 +371,75 @@ class Engine:
 
         failures = await self._run_graph(run)
         _raise_failures("planning the destroy", failures)
-        return Plan([steps[r.address] for r in reversed(self._order)], outputs)
+        plan = Plan([steps[r.address] for r in reversed(self._order)], outputs)
+        await self.plan_covering(plan)
+        return plan
+
+    async def plan_covering(self, plan: Plan, known: Mapping[str, bool] | None = None) -> None:
+        """Turn the deletes that a container's own delete makes unnecessary into `Delete(container=...)`.
+
+        A resource that names a `deleted_with` container goes with it when the container is deleted too and
+        `deletes_contents` says one delete takes everything inside (a resource group holding only the plan's
+        resources): one long operation instead of one per level, and the container no longer waits for them.
+        `known`: containers whose answer the caller has just read (not asked again).
+        """
+        steps = {step.resource.address: step for step in plan.steps}
+
+        def deleting(address: str | None) -> bool:
+            step = steps.get(address or "")
+            return step is not None and isinstance(step.action, Delete)
+
+        def containers(resource: Resource) -> list[str]:
+            """Enclosing containers being deleted, innermost first."""
+            found, seen, current = [], set(), resource.deleted_with
+            while current is not None and current in self.by_address and current not in seen:
+                seen.add(current)
+                if deleting(current):
+                    found.append(current)
+                current = self.by_address[current].deleted_with
+            return found
+
+        deleted = [step for step in plan.steps if isinstance(step.action, Delete) and step.actual is not None]
+        enclosing = {step.resource.address: containers(step.resource) for step in deleted}
+        known = known or {}
+        candidates = sorted({c for found in enclosing.values() for c in found} - set(known))
+
+        async def covers(address: str) -> bool:
+            step = steps[address]
+            ctx = self._context(step.resource, plan.outputs, "delete")
+            return await with_retry(
+                lambda: step.resource.deletes_contents(ctx, step.actual or {}),
+                what=f"listing what {step.resource.label} holds",
+                limit=step.resource.timeouts.read,
+                on_retry=self._retrying(step.resource, "read", time.monotonic()),
+            )
+
+        asked = await asyncio.gather(*(covers(c) for c in candidates))
+        answers = {**known, **dict(zip(candidates, asked, strict=True))}
+        for step in deleted:
+            outermost = [c for c in enclosing[step.resource.address] if answers.get(c)]
+            if outermost:
+                step.action = Delete(container=outermost[-1], changes=step.action.changes)
+        if _has_cycle(self._destroy_waits(plan)):  # something outside the container sits between it and its contents
+            for step in plan.steps:
+                if isinstance(step.action, Delete) and step.action.container:
+                    step.action = Delete(changes=step.action.changes)
+
+    def _destroy_waits(self, plan: Plan) -> dict[str, list[str]]:
+        """Who waits for whom while destroying: each resource for its dependants, except that a container
+        whose delete covers others waits not for them, and each covered resource waits for its container."""
+        container = {
+            step.resource.address: step.action.container
+            for step in plan.steps
+            if isinstance(step.action, Delete) and step.action.container
+        }
+        waits = {}
+        for address, dependants in self._dependants().items():
+            if address in container:
+                waits[address] = [container[address]]
+            else:
+                waits[address] = [d for d in dependants if container.get(d) != address]
+        return waits
 
     async def destroy(self, plan: Plan | None = None) -> Outcome:
         """Delete, in reverse dependency order, what `destroy_plan` marked."""
@@ -379,25 +452,42 @@ class Engine:
             actual = step.actual
             if not isinstance(step.action, Delete) or actual is None:
                 return
+            if step.action.container:  # its container's delete, done by now, took it along
+                done.append(step)
+                self._emit(resource.address, Phase.DONE, "delete", f"with {step.action.container}")
+                return
             ctx = self._context(resource, plan.outputs, "delete")
             started = time.monotonic()
             self._emit(resource.address, Phase.STARTED, "delete")
-
-            def on_retry(message: str, _delay: float) -> None:
-                self._emit(resource.address, Phase.RETRY, "delete", message, started)
-
             await with_retry(
                 lambda: resource.delete(ctx, actual),
                 what=f"deleting {resource.label}",
                 limit=resource.timeouts.delete,
-                on_retry=on_retry,
+                on_retry=self._retrying(resource, "delete", started),
             )
             done.append(step)
             self._emit(resource.address, Phase.DONE, "delete", started=started)
 
-        failures = await self._run_graph(run, reverse=True)
+        failures = await self._run_graph(run, waits_on=self._destroy_waits(plan))
         _raise_failures("destroy", failures)
         return Outcome(done, {})
+
+
+def _has_cycle(waits: Mapping[str, list[str]]) -> bool:
+    state: dict[str, int] = {}
+
+    def visit(node: str) -> bool:
+        if state.get(node) == 1:
+            return True
+        if state.get(node) == 2:
+            return False
+        state[node] = 1
+        if any(visit(other) for other in waits.get(node, ())):
+            return True
+        state[node] = 2
+        return False
+
+    return any(visit(node) for node in waits)
 
 
 def _raise_failures(what: str, failures: list[tuple[str, ProvisionError]]) -> None:

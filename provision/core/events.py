@@ -24,6 +24,8 @@ class Event:
     action: str = ""
     message: str = ""
     elapsed: float = 0.0
+    #: a RETRY after the server said "too many requests"
+    throttled: bool = False
 
 
 EventSink = Callable[[Event], None]

@@ -13,11 +13,15 @@ from provision.errors import ProvisionError
 
 
 class TemporaryError(ProvisionError):
-    """Worth retrying: throttling, 5xx, replication delay. `retry_after` in seconds when the server said."""
+    """Worth retrying: throttling, 5xx, replication delay. `retry_after` in seconds when the server said;
+    `throttled` when the server said "too many requests" (429), which reports count apart."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, throttled: bool = False, hint: str | None = None
+    ) -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
+        self.throttled = throttled
 
 
 @dataclass(frozen=True)
@@ -59,9 +63,11 @@ class Resource(ABC):
     #: False: a reference to something the plan does not manage (read, never written or deleted)
     managed: bool = True
 
-    def __init__(self, address: str, depends_on: tuple[str, ...] = ()) -> None:
+    def __init__(self, address: str, depends_on: tuple[str, ...] = (), *, deleted_with: str | None = None) -> None:
         self.address = address
         self.depends_on = depends_on
+        #: the container (an address) whose delete removes this resource too, when `deletes_contents` allows it
+        self.deleted_with = deleted_with
 
     @property
     def label(self) -> str:
@@ -94,6 +100,11 @@ class Resource(ABC):
     def kept_on_destroy(self, actual: dict[str, Any]) -> str | None:
         """Why destroy leaves this owned object in place (shared beyond the plan, adopted), or None to delete."""
         return None
+
+    async def deletes_contents(self, ctx: Context, actual: dict[str, Any]) -> bool:
+        """Whether one delete of this container removes what is inside it, all of which belongs to the plan
+        (read now); then the resources that name it in `deleted_with` are not deleted one by one."""
+        return False
 
     def owned(self, actual: dict[str, Any]) -> bool:
         """Whether the existing object belongs to this plan (ownership tags, natural key)."""

@@ -29,14 +29,14 @@ async def with_retry(
     *,
     what: str,
     limit: float,
-    on_retry: Callable[[str, float], None] | None = None,
+    on_retry: Callable[[TemporaryError, float], None] | None = None,
     base: float = 0.5,
     cap: float = 30.0,
 ) -> T:
     """Run `operation` until it succeeds, a permanent error occurs, or `limit` seconds pass.
 
     A `TemporaryError` with `retry_after` waits exactly that long (the server knows best);
-    otherwise the wait grows exponentially.
+    otherwise the wait grows exponentially. `on_retry(error, delay)` hears of every retry before its wait.
     """
     started = time.monotonic()
     attempt = 0
@@ -56,6 +56,6 @@ async def with_retry(
                     f"{what}: still failing after {elapsed:.0f} s: {error.message}", hint=error.hint
                 ) from None
             if on_retry is not None:
-                on_retry(f"{error.message}; retrying in {delay:.1f} s", delay)
+                on_retry(error, delay)
             await asyncio.sleep(delay)
             attempt += 1

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.core import TemporaryError
+from provision.core.target import Connection, SandboxEndpoints
 from provision.errors import CloudError, ConfigurationError
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -78,7 +79,7 @@ def classify(error: Any, what: str) -> Exception:
         except ValueError:
             retry_after = None
     if rpc.code in TEMPORARY_STATUS:
-        return TemporaryError(text, retry_after=retry_after)
+        return TemporaryError(text, retry_after=retry_after, throttled=rpc.code == 429)
     if rpc.code == 409 and rpc.status == "ABORTED":
         return TemporaryError(f"{text} (redoing the whole read-modify-write)")
     if rpc.code == 404 and "not initialized" in rpc.message.lower():
@@ -194,7 +195,7 @@ class HealthcareClient:
             http.close()
 
 
-def sandbox_credentials(info: Any) -> Any:
+def sandbox_credentials(sandbox: SandboxEndpoints) -> Any:
     """User credentials with a refresh token, refreshed at the sandbox's own OAuth token endpoint.
 
     This is the `authorized_user` kind of Application Default Credentials (`gcloud auth application-default
@@ -202,9 +203,7 @@ def sandbox_credentials(info: Any) -> Any:
     """
     from google.oauth2.credentials import Credentials
 
-    from provision.sandbox.gcp import adc_info
-
-    adc = adc_info(info)
+    adc = sandbox.google_adc
     return Credentials(
         None,
         refresh_token=adc["refresh_token"],
@@ -230,20 +229,19 @@ def default_credentials() -> Any:
     return credentials
 
 
-def open_client(options: Any, *, endpoint: str | None = None, credentials: Any = None) -> HealthcareClient:
-    """A client for the sandbox (`options.sandbox`), or for Google with ADC; both can be overridden."""
-    sandbox = getattr(options, "sandbox", None)
-    ca = getattr(options, "ca_bundle", None)
+def open_client(connection: Connection, *, endpoint: str | None = None, credentials: Any = None) -> HealthcareClient:
+    """A client for the sandbox (`connection.sandbox`), or for Google with ADC; both can be overridden."""
+    sandbox = connection.sandbox
     if sandbox is not None:
         return HealthcareClient(
             credentials=credentials or sandbox_credentials(sandbox),
-            endpoint=endpoint or str(sandbox.url),
-            ca_certs=ca or sandbox.ca_bundle,
+            endpoint=endpoint or sandbox.url,
+            ca_certs=connection.ca_bundle or sandbox.ca_bundle,
         )
     return HealthcareClient(
         credentials=credentials or default_credentials(),
         endpoint=endpoint or DEFAULT_ENDPOINT,
-        ca_certs=ca,
+        ca_certs=connection.ca_bundle,
     )
 
 

@@ -14,7 +14,7 @@ PLAN_LABEL = "provision-plan"
 ENV_LABEL = "provision-env"
 #: written once when a store is created, never compared: its UTC creation time (`20250131t235959z`, as label
 #: values allow only lower-case letters, digits, '_' and '-') and, when the plan creates and may delete the
-#: dataset (`create: true`), `provision-dataset=owned` (so a reaper knows the dataset is the plan's to delete)
+#: dataset (`create: true`), `provision-dataset=owned` (so provision gc knows the dataset is the plan's to delete)
 CREATED_LABEL = "provision-created"
 DATASET_LABEL = "provision-dataset"
 

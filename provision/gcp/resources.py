@@ -76,7 +76,7 @@ class DatasetResource(Resource):
     def label(self) -> str:
         return f"dataset {self.name.dataset}"
 
-    async def _contents(self) -> tuple[list[str], list[str]]:
+    async def contents(self) -> tuple[list[str], list[str]]:
         """(ids of the DICOM stores, names of everything this plan does not own); the four lists in parallel."""
         dataset = self.name.dataset_name
 
@@ -109,7 +109,7 @@ class DatasetResource(Resource):
             return None
         actual: dict[str, Any] = {"name": found.get("name", self.name.dataset_name)}
         if self.managed:  # what it holds only matters for a dataset the plan may delete
-            actual["stores"], actual["foreign"] = await self._contents()
+            actual["stores"], actual["foreign"] = await self.contents()
         if found.get("timeZone"):
             actual["timeZone"] = found["timeZone"]
         return actual
@@ -149,7 +149,7 @@ class DatasetResource(Resource):
         return actual  # nothing of a dataset is managed beyond its existence (reached with --adopt)
 
     async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
-        _, foreign = await self._contents()
+        _, foreign = await self.contents()
         if foreign:
             raise OwnershipError(
                 f"refusing to delete {self.label}: it holds {', '.join(foreign)}, which this plan does not own",

@@ -1,23 +1,27 @@
 """`provision gcp roles`: grant and revoke DICOM roles on one dataset or store, from flags or a plan's `access`.
 
 Only IAM policies are changed; the dataset or store must exist (it is a read-only reference, so a missing one
-blocks the plan instead of failing half-way). All input is validated before a client is created.
+blocks the plan instead of failing half-way). All input is validated before a client is created. The binding
+differences are shown first and confirmed through the CLI's one show/confirm flow (`--dry-run` changes
+nothing; with `--detailed-exitcode`: 0 no changes, 2 changes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from provision.core import Context, Resource
-from provision.core.target import TargetOptions
+from provision.core.commands import Applied, CommandCall
+from provision.core.resource import Context, Resource
+from provision.core.target import Connection, PlanView, section_of
 from provision.errors import ConfigurationError, PlanError
-from provision.gcp.client import HealthcareClient, NotFound, open_client
 from provision.gcp.iam import RoleGrant, check_member, combine_grants, validate_grants
 from provision.gcp.names import HealthcareName, parse_name
-from provision.gcp.resources import IamPolicyResource, datasets_api
 from provision.plan import validators as v
+
+if TYPE_CHECKING:  # the client and the engine load when the command runs, not when the CLI mounts it
+    from provision.gcp.client import HealthcareClient
 
 SHORT_ROLES = dict(v.GCP_DICOM_ROLES)  # viewer -> roles/healthcare.dicomViewer, editor -> ...dicomEditor
 
@@ -91,13 +95,12 @@ def requests_from_flags(
     return [RolesRequest(target, tuple(grants))]
 
 
-def requests_from_plan(plan: Any) -> list[RolesRequest]:
+def requests_from_plan(plan: PlanView) -> list[RolesRequest]:
     """The plan's `gcp.access`, one request per dataset/store policy (validated; calls nothing)."""
+    from provision.gcp.plan import GcpSection
     from provision.gcp.session import plan_grants
 
-    gcp = plan.gcp
-    if gcp is None:
-        raise PlanError("the plan has no gcp section")
+    gcp = section_of(plan, "gcp", GcpSection)
     requests = []
     for store_id, grants in plan_grants(gcp).items():
         target = HealthcareName(gcp.project, gcp.location, gcp.dataset.id, store_id)
@@ -123,6 +126,9 @@ class ExistingTarget(Resource):
         return f"{self.name.kind} {self.name.name}"
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
+        from provision.gcp.client import NotFound
+        from provision.gcp.resources import datasets_api
+
         def get(service: Any) -> Any:
             if self.name.store is None:
                 return datasets_api(service).get(name=self.name.name)
@@ -140,6 +146,8 @@ class ExistingTarget(Resource):
 
 def roles_resources(client: HealthcareClient, requests: Iterable[RolesRequest]) -> list[Resource]:
     """A read-only reference per target and one IamPolicyResource per target, depending on it."""
+    from provision.gcp.resources import IamPolicyResource
+
     resources: list[Resource] = []
     for request in requests:
         validate_grants(request.grants)
@@ -157,6 +165,8 @@ class RolesSession:
     @property
     def writes(self) -> int:
         """IAM policies written so far (successful setIamPolicy calls; retries after 409 ABORTED not counted)."""
+        from provision.gcp.resources import IamPolicyResource
+
         return sum(r.writes for r in self.resources if isinstance(r, IamPolicyResource))
 
     async def aclose(self) -> None:
@@ -164,12 +174,54 @@ class RolesSession:
 
 
 async def open_roles_session(
-    requests: Sequence[RolesRequest], options: TargetOptions, *, endpoint: str | None = None, credentials: Any = None
+    requests: Sequence[RolesRequest], connection: Connection, *, endpoint: str | None = None,
+    credentials: Any = None,
 ) -> RolesSession:
     for request in requests:
         validate_grants(request.grants)
-    client = open_client(options, endpoint=endpoint, credentials=credentials)
+    from provision.gcp.client import open_client
+
+    client = open_client(connection, endpoint=endpoint, credentials=credentials)
     return RolesSession(client, roles_resources(client, requests))
+
+
+async def roles(
+    call: CommandCall,
+    *,
+    store: str | None,
+    dataset: str | None,
+    viewer: list[str] | None,
+    editor: list[str] | None,
+    revoke_viewer: list[str] | None,
+    revoke_editor: list[str] | None,
+    authoritative: list[str] | None,
+) -> Applied:
+    """`provision gcp roles` (declared in `provision.gcp.target`): the plan's gcp.access, or the flags."""
+    flags = any([store, dataset, viewer, editor, revoke_viewer, revoke_editor, authoritative])
+    if call.plan is not None:
+        if flags:
+            raise ConfigurationError("give either a plan file or --store/--dataset with members, not both")
+        requests = requests_from_plan(call.plan)
+    else:
+        requests = requests_from_flags(
+            store=store, dataset=dataset, viewers=viewer or [], editors=editor or [],
+            revoke_viewers=revoke_viewer or [], revoke_editors=revoke_editor or [], authoritative=authoritative or [],
+        )
+    from provision.core import Engine
+
+    title = "gcp roles: " + ", ".join(str(r.target) for r in requests)
+    session = await open_roles_session(requests, call.connection)
+    try:
+        planned = await Engine(session.resources).plan()
+        if not await call.confirm(planned, title, "Apply these IAM changes?"):
+            return Applied(planned, None)
+        outcome = await Engine(session.resources, on_event=call.on_event).apply(planned)
+        writes = session.writes
+        return Applied(planned, outcome,
+                       summary=f"Roles applied: {writes} IAM polic{'y' if writes == 1 else 'ies'} written.",
+                       details={"writes": writes})
+    finally:
+        await session.aclose()
 
 
 __all__ = [
@@ -179,5 +231,6 @@ __all__ = [
     "open_roles_session",
     "requests_from_flags",
     "requests_from_plan",
+    "roles",
     "roles_resources",
 ]

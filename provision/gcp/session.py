@@ -1,4 +1,4 @@
-"""`open_session(plan, options)`: the Google Cloud target as the CLI sees it (resources + OHIF output)."""
+"""`open_session(plan, connection)`: the Google Cloud target as the CLI sees it (resources + OHIF output)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from provision.core import Resource
-from provision.core.target import OhifResult, TargetOptions
-from provision.errors import PlanError
+from provision.core.target import Connection, OhifResult, PlanView, section_of
 from provision.gcp.client import HealthcareClient, open_client
 from provision.gcp.iam import RoleGrant, combine_grants, validate_grants
 from provision.gcp.names import HealthcareName
+from provision.gcp.plan import GcpSection
 from provision.gcp.resources import DatasetResource, DicomStoreResource, IamPolicyResource
 from provision.ohif import config as ohif
 from provision.plan import validators as v
 
 
-def plan_grants(gcp: Any) -> dict[str | None, list[RoleGrant]]:
+def plan_grants(gcp: GcpSection) -> dict[str | None, list[RoleGrant]]:
     """The plan's access entries folded into one grant list per target (None = the dataset, else a store id)."""
     entries: dict[str | None, list[tuple[str, Sequence[str], str, str]]] = {}
     for entry in gcp.access:
@@ -30,9 +30,8 @@ def plan_grants(gcp: Any) -> dict[str | None, list[RoleGrant]]:
     return grants
 
 
-def build_resources(client: HealthcareClient, plan: Any) -> list[Resource]:
+def build_resources(client: HealthcareClient, plan: PlanView, gcp: GcpSection) -> list[Resource]:
     """Dataset, stores and IAM policies of the plan's `gcp` section, wired by dependencies."""
-    gcp = plan.gcp
     dataset_name = HealthcareName(gcp.project, gcp.location, gcp.dataset.id)
     dataset = DatasetResource(client, dataset_name, create=gcp.dataset.create, plan_name=plan.name, env=plan.env)
     resources: list[Resource] = [dataset]
@@ -97,9 +96,11 @@ def oauth_client_notes(client_id: str | None, viewer_url: str | None) -> list[st
     ]
 
 
-def ohif_result(plan: Any, stores: Sequence[str], outputs: Mapping[str, Mapping[str, Any]]) -> OhifResult | None:
+def ohif_result(
+    plan: PlanView, gcp: GcpSection, outputs: Mapping[str, Mapping[str, Any]]
+) -> OhifResult | None:
     """OHIF's `oidc` and one data source per store, from the stores' outputs (their DICOMweb roots)."""
-    gcp = plan.gcp
+    stores = [store.id for store in gcp.dicom_stores]
     roots: list[tuple[str, str, str]] = []
     for store_id in stores:
         found = outputs.get(f"gcp.dicom_store[{store_id}]", {})
@@ -134,35 +135,36 @@ def ohif_result(plan: Any, stores: Sequence[str], outputs: Mapping[str, Mapping[
 class GcpSession:
     """Implements `provision.core.target.TargetSession` for Google Cloud Healthcare."""
 
-    def __init__(self, plan: Any, client: HealthcareClient, resources: list[Resource]) -> None:
+    def __init__(self, plan: PlanView, section: GcpSection, client: HealthcareClient,
+                 resources: list[Resource]) -> None:
         self.plan = plan
+        self.section = section
         self.client = client
         self.resources = resources
 
     def ohif(self, outputs: Mapping[str, Mapping[str, Any]]) -> OhifResult | None:
-        return ohif_result(self.plan, [store.id for store in self.plan.gcp.dicom_stores], outputs)
+        return ohif_result(self.plan, self.section, outputs)
 
     async def aclose(self) -> None:
         self.client.close()
 
 
 async def open_session(
-    plan: Any, options: TargetOptions, *, endpoint: str | None = None, credentials: Any = None
+    plan: PlanView, connection: Connection, *, endpoint: str | None = None, credentials: Any = None
 ) -> GcpSession:
-    """Validate the plan's `gcp` section, then connect (sandbox when `options.sandbox`, else Google ADC).
+    """Validate the plan's `gcp` section, then connect (sandbox when `connection.sandbox`, else Google ADC).
 
     Every input problem is raised before a client exists, so bad input never causes a call.
     """
-    if getattr(plan, "gcp", None) is None:
-        raise PlanError("the plan has no gcp section")
-    plan_grants(plan.gcp)  # refuses malformed roles/members before connecting
-    client = open_client(options, endpoint=endpoint, credentials=credentials)
+    section = section_of(plan, "gcp", GcpSection)
+    plan_grants(section)  # refuses malformed roles/members before connecting
+    client = open_client(connection, endpoint=endpoint, credentials=credentials)
     try:
-        resources = build_resources(client, plan)
+        resources = build_resources(client, plan, section)
     except BaseException:
         client.close()
         raise
-    return GcpSession(plan, client, resources)
+    return GcpSession(plan, section, client, resources)
 
 
 __all__ = ["GcpSession", "build_resources", "oauth_client_notes", "ohif_result", "open_session", "plan_grants"]

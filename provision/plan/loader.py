@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from provision.errors import PlanError
-from provision.plan.models import Plan
+from provision.plan.models import Plan, plan_model
 from provision.plan.names import fit_interpolated
 
 __all__ = ["interpolate", "load_plan", "parse_plan", "plan_json_schema"]
@@ -304,7 +304,7 @@ def _model_keys(tp: Any) -> list[str]:
 
 
 def _allowed_keys(parent: KeyPath) -> list[str]:
-    tp: Any = Plan
+    tp: Any = plan_model()
     for part in parent:
         tp = _field_type(tp, part)
         if tp is None:
@@ -432,7 +432,7 @@ def _parse(text: str, name: str, env: Mapping[str, str], path: Path | None) -> P
         _raise(name, [_Problem((0, 0), (), f"a plan must be a mapping of keys; got {_show_value(data)}")])
     fit_interpolated(data, converter.interpolated)
     try:
-        plan = Plan.model_validate(data)
+        plan = plan_model().model_validate(data)
     except ValidationError as exc:
         _raise(name, _validation_problems(exc, data, converter))
     plan._source = path
@@ -498,5 +498,5 @@ def load_plan(path: str | Path, env: Mapping[str, str] | None = None) -> Plan:
 
 def plan_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of plan files, for editors and `provision schema`."""
-    schema = Plan.model_json_schema()
+    schema = plan_model().model_json_schema()
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

@@ -54,7 +54,7 @@ from .tokens import TokenError, bearer_token
 from .world import iso
 
 if TYPE_CHECKING:
-    from provision.orthanc import Orthanc
+    from provision.dicom import Orthanc
 
     from .tokens import TokenSigner
     from .world import World
@@ -272,7 +272,7 @@ class OrthancPool:
             running = self._running.get(key)
             if running is not None and running.alive():
                 return running
-            from provision.orthanc.process import spawn_orthanc, wait_previous
+            from provision.dicom.orthanc_process import spawn_orthanc, wait_previous
 
             storage = self.root / key
             await asyncio.to_thread(self._collect_garbage, world)

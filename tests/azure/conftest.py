@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from provision.azure import AzureSession, open_session
+from provision.cli.target import connection_of
 from provision.core import Engine, Event, Outcome, Plan
-from provision.core.target import OhifResult, TargetOptions
+from provision.core.target import OhifResult
 from provision.plan import load_plan
 from provision.sandbox import RunningSandbox, start_sandbox
 
@@ -166,7 +167,7 @@ class Harness:
         self, plan: Any, action: str, adopt: bool, inspect: Callable[[AzureSession], Awaitable[Any]] | None
     ) -> Result:
         events: list[Event] = []
-        session = await open_session(plan, TargetOptions(sandbox=self.info, adopt=adopt))
+        session = await open_session(plan, connection_of(self.info))
         try:
             if inspect is not None:
                 await inspect(session)

@@ -175,7 +175,7 @@ def test_a_plan_with_extended_query_tags_and_the_tools_own_role_is_created_and_d
     """The tag step needs the tool's DICOM data role (an azure.access entry): it runs after the assignments and,
     on destroy, before them; otherwise the role could be gone before the tags are deleted (403), and the
     environment could not be destroyed any more."""
-    from provision.azure import query_tags
+    from provision.azure.resources import query_tags
 
     tool = azure.control.running.world.identity.sp_object_id
     text = (PLAYBOOKS / EPHEMERAL).read_text()
@@ -206,14 +206,20 @@ def test_destroy_reads_every_deleted_object_again_until_it_is_gone(azure: Any) -
     azure.run(plan)
     azure.control.clear_log()
 
-    azure.run(plan, "destroy")
+    destroyed = azure.run(plan, "destroy")
 
+    # the plan created the group and everything in it is the plan's: one delete takes workspace and DICOM service
+    group = "azure.resource_group[rg-ohif-pr-8]"
+    covered = {s.resource.address for s in destroyed.plan.steps if getattr(s.action, "container", None) == group}
+    assert covered == {"azure.workspace[ohifpr8]", "azure.dicom_service[pr-8]"}
     log = azure.control.api_log()
     deletes = [(i, e["path"]) for i, e in enumerate(log) if e["method"] == "DELETE"]
-    assert len(deletes) == 8, deletes  # grant, 2 assignments, principal, app, DICOM service, workspace, group
+    assert len(deletes) == 6, deletes  # grant, 2 assignments, principal, app, group
+    assert not any(path.lower().endswith(("/workspaces/ohifpr8", "/dicomservices/pr-8")) for _, path in deletes)
     for index, path in deletes:
         later = [e for e in log[index + 1:] if e["method"] == "GET"]
         if "/oauth2PermissionGrants/" in path:  # a grant is found again by listing its client's grants
             assert any(e["path"] == "/v1.0/oauth2PermissionGrants" for e in later), path
         else:
             assert any(e["path"].lower() == path.lower() and e["status"] == 404 for e in later), path
+    assert _present(azure, "8") == NOTHING

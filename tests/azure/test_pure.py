@@ -240,7 +240,8 @@ def test_app_spec_for_each_flow() -> None:
 
 
 def test_app_redirect_uris_compare_as_sets() -> None:
-    resource = Application(_azure(), _app(), dicom_api_address="azure.dicom_api_principal[x]")
+    app = _app()
+    resource = Application(_azure(), app.unique_name, app=app, dicom_api_address="azure.dicom_api_principal[x]")
     outputs = {"azure.dicom_api_principal[x]": {"scope_id": "e69ab058-b8ae-4c0f-b687-5d97888ddccb"}}
     desired = resource.desired(ctx(outputs))
     actual = {**desired, "spa_redirect_uris": list(reversed(desired["spa_redirect_uris"])),
@@ -405,7 +406,7 @@ def test_the_app_and_dicom_branches_are_independent_and_assignments_wait_only_fo
 
 def _session(plan: Any, cloud: Cloud, tenant: str | None = "tenant-1") -> AzureSession:
     azure = _azure()
-    return AzureSession(plan=plan, cloud=cloud, tenant_id=tenant, azure=azure,
+    return AzureSession(plan=plan, section=plan.azure, cloud=cloud, tenant_id=tenant, azure=azure,
                         resources=build_resources(plan.azure, azure))
 
 

@@ -6,23 +6,24 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from provision.azure import AzureSession, open_session
 from provision.azure.credentials import SharedTokens, token_claims
-from provision.core.target import TargetOptions
-from provision.errors import ConfigurationError
+from provision.cli.target import connection_of
+from provision.core.target import Connection
+from provision.errors import ConfigurationError, PlanError
 from provision.plan import load_plan, parse_plan
+from provision.sandbox import SandboxInfo
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 TENANT = "11111111-2222-4333-8444-555555555555"
 SUBSCRIPTION = "66666666-7777-4888-9999-000000000000"
 
 
-def _open(plan: Any, options: TargetOptions) -> AzureSession:
+def _open(plan: Any, options: Connection) -> AzureSession:
     async def go() -> AzureSession:
         session = await open_session(plan, options)
         await session.aclose()
@@ -41,13 +42,13 @@ def no_azure_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_a_missing_subscription_is_a_configuration_error(no_azure_env: pytest.MonkeyPatch) -> None:
     plan = load_plan(PLAYBOOKS / "azure-ohif.yaml", env={})
     with pytest.raises(ConfigurationError, match="AZURE_SUBSCRIPTION_ID"):
-        _open(plan, TargetOptions())
+        _open(plan, Connection())
 
 
 def test_real_cloud_takes_tenant_and_subscription_from_the_environment(no_azure_env: pytest.MonkeyPatch) -> None:
     no_azure_env.setenv("AZURE_TENANT_ID", TENANT)
     no_azure_env.setenv("AZURE_SUBSCRIPTION_ID", SUBSCRIPTION)
-    session = _open(load_plan(PLAYBOOKS / "azure-ohif.yaml", env={}), TargetOptions())
+    session = _open(load_plan(PLAYBOOKS / "azure-ohif.yaml", env={}), Connection())
     assert (session.tenant_id, session.azure.subscription_id) == (TENANT, SUBSCRIPTION)
     assert session.cloud.name == "public" and not session.cloud.sandbox
     assert type(session.credential._inner).__name__ == "DefaultAzureCredential"
@@ -59,7 +60,7 @@ def test_the_plan_wins_over_the_environment_and_names_the_cloud(no_azure_env: py
     text = (PLAYBOOKS / "azure-ohif.yaml").read_text().replace(
         "cloud: public", f"cloud: usgov\n  tenant_id: {SUBSCRIPTION}\n  subscription_id: {TENANT}"
     )
-    session = _open(parse_plan(text, env={}), TargetOptions())
+    session = _open(parse_plan(text, env={}), Connection())
     assert (session.tenant_id, session.azure.subscription_id) == (SUBSCRIPTION, TENANT)
     assert session.cloud.arm == "https://management.usgovcloudapi.net"
 
@@ -69,12 +70,12 @@ def test_the_sandbox_overrides_the_plans_tenant_and_subscription(tmp_path: Path)
     import trustme
 
     trustme.CA().cert_pem.write_to_path(str(ca))
-    info = SimpleNamespace(url="https://127.0.0.1:1", ca_bundle=str(ca), tenant_id="t", subscription_id="s",
-                           client_id="c", client_secret="x")
+    info = SandboxInfo(url="https://127.0.0.1:1", ca_bundle=str(ca), tenant_id="t", subscription_id="s",
+                       client_id="c", client_secret="x", state_dir=str(tmp_path))
     text = (PLAYBOOKS / "azure-ohif.yaml").read_text().replace(
         "cloud: public", f"cloud: china\n  tenant_id: {TENANT}\n  subscription_id: {SUBSCRIPTION}"
     )
-    session = _open(parse_plan(text, env={}), TargetOptions(sandbox=info))
+    session = _open(parse_plan(text, env={}), connection_of(info))
     assert (session.tenant_id, session.azure.subscription_id, session.cloud.arm) == ("t", "s", info.url)
     assert type(session.credential._inner).__name__ == "ClientSecretCredential"
 
@@ -83,17 +84,17 @@ def test_a_ca_bundle_that_does_not_exist_is_refused(no_azure_env: pytest.MonkeyP
     no_azure_env.setenv("AZURE_SUBSCRIPTION_ID", SUBSCRIPTION)
     plan = load_plan(PLAYBOOKS / "azure-ohif.yaml", env={})
     with pytest.raises(ConfigurationError, match="CA bundle"):
-        _open(plan, TargetOptions(ca_bundle=tmp_path / "missing.pem"))
+        _open(plan, Connection(ca_bundle=tmp_path / "missing.pem"))
 
 
 def test_a_plan_without_an_azure_section_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="no azure: section"):
-        _open(SimpleNamespace(azure=None), TargetOptions())
+    with pytest.raises(PlanError, match="no `azure:` section"):
+        _open(parse_plan("version: 1\nname: no-azure\n", env={}), Connection())
 
 
-def test_importing_the_target_loads_no_cloud_sdk() -> None:
+def test_importing_the_target_and_the_cli_loads_no_cloud_sdk() -> None:
     code = (
-        "import sys, provision.azure; "
+        "import sys, provision.azure, provision.cli.main; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('azure', 'msgraph', 'kiota_http', 'aiohttp')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -305,3 +305,74 @@ def test_an_unexpected_error_cancels_the_other_branches() -> None:
 
     assert run(caller()) < 1.0
     assert "slow" not in world.objects
+
+
+class Box(Thing):
+    """A container whose one delete takes its contents along when they are all its owner's."""
+
+    def __init__(self, world: World, name: str, *, takes_contents: bool) -> None:
+        super().__init__(world, name)
+        self.takes_contents = takes_contents
+
+    async def deletes_contents(self, ctx: Context, actual: dict[str, Any]) -> bool:
+        await self._call("list")
+        return self.takes_contents
+
+    async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
+        await super().delete(ctx, actual)
+        if self.takes_contents:
+            for name in [n for n in self.world.objects if n.startswith(f"{self.name}/")]:
+                del self.world.objects[name]
+
+
+def _boxed(world: World, *, takes_contents: bool) -> list[Resource]:
+    box = Box(world, "box", takes_contents=takes_contents)
+    shelf = Thing(world, "box/shelf", depends_on=(box.address,))
+    shelf.deleted_with = box.address
+    item = Thing(world, "box/item", depends_on=(shelf.address,))
+    item.deleted_with = shelf.address
+    outside = Thing(world, "note", depends_on=(item.address,))  # depends on what is inside, lives elsewhere
+    return [box, shelf, item, outside]
+
+
+@pytest.mark.parametrize("takes_contents", [True, False])
+def test_a_container_that_takes_its_contents_is_deleted_once(takes_contents: bool) -> None:
+    world = World()
+    run(Engine(_boxed(world, takes_contents=takes_contents)).apply())
+    world.calls.clear()
+    engine = Engine(_boxed(world, takes_contents=takes_contents))
+    plan = run(engine.destroy_plan())
+    containers = {s.resource.address: getattr(s.action, "container", None) for s in plan.steps}
+    outcome = run(engine.destroy(plan))
+
+    deleted = [name for verb, name in world.calls if verb == "delete"]
+    assert world.objects == {}
+    assert {s.resource.address for s in outcome.done} == {"thing[box]", "thing[box/shelf]", "thing[box/item]",
+                                                          "thing[note]"}
+    if takes_contents:  # the innermost item names the shelf, the shelf the box: both go with the box
+        assert containers == {"thing[box]": None, "thing[box/shelf]": "thing[box]",
+                              "thing[box/item]": "thing[box]", "thing[note]": None}
+        assert sorted(deleted) == ["box", "note"]
+    else:
+        assert set(containers.values()) == {None}
+        assert deleted == ["note", "box/item", "box/shelf", "box"]  # reverse dependency order, one by one
+    assert sum(1 for verb, _ in world.calls if verb == "list") == 1
+
+
+def test_covering_is_dropped_when_something_outside_sits_between_a_container_and_its_contents() -> None:
+    world = World()
+
+    def resources() -> list[Resource]:
+        box = Box(world, "box", takes_contents=True)
+        rack = Thing(world, "rack", depends_on=(box.address,))  # outside the box, needs it
+        shelf = Thing(world, "box/shelf", depends_on=(box.address, rack.address))  # inside, needs the rack
+        shelf.deleted_with = box.address
+        return [box, rack, shelf]
+
+    run(Engine(resources()).apply())
+    world.calls.clear()
+    engine = Engine(resources())
+    plan = run(engine.destroy_plan())
+    assert {getattr(s.action, "container", None) for s in plan.steps} == {None}  # else it would wait for itself
+    run(engine.destroy(plan))
+    assert [name for verb, name in world.calls if verb == "delete"] == ["box/shelf", "rack", "box"]

@@ -22,8 +22,8 @@ from e2e_http import Arm, user_token
 from e2e_system import require_system_programs
 from e2e_viewer import REPO
 
-from provision.orthanc.process import free_port
-from provision.orthanc.synthetic import SyntheticInstance, multipart_related, synthetic_study
+from provision.dicom.orthanc_process import free_port
+from provision.dicom.synthetic import SyntheticInstance, multipart_related, synthetic_study
 from provision.sandbox import RunningSandbox, SandboxInfo
 
 PLAYBOOK = REPO / "playbooks" / "azure-ohif.yaml"

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from provision.orthanc.process import free_port
+from provision.dicom.orthanc_process import free_port
 
 OHIF_VERSION = "3.13.2"
 REPO = Path(__file__).resolve().parents[2]

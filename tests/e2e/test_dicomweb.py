@@ -12,7 +12,7 @@ import pytest
 from conftest import STUDY_DESCRIPTION, Deployment
 from e2e_http import DICOM_AUDIENCE, app_token, client
 
-from provision.orthanc.synthetic import multipart_related, synthetic_study
+from provision.dicom.synthetic import multipart_related, synthetic_study
 from provision.sandbox.authorization import DICOM_DATA_READER
 from provision.sandbox.dicomweb import (
     DicomError,

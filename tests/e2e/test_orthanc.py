@@ -1,4 +1,4 @@
-"""provision.orthanc: the configuration (pure), the synthetic instances (checked with pydicom), and a real
+"""provision.dicom: the configuration (pure), the synthetic instances (checked with pydicom), and a real
 Orthanc started, used, stopped and started again on the same storage."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pydicom
 import pytest
 from e2e_system import require_system_programs
 
-from provision.orthanc import OrthancSettings, orthanc_config, start_orthanc
-from provision.orthanc.process import PID_FILE
-from provision.orthanc.synthetic import multipart_related, synthetic_study
+from provision.dicom import OrthancSettings, orthanc_config, start_orthanc
+from provision.dicom.orthanc_process import PID_FILE
+from provision.dicom.synthetic import multipart_related, synthetic_study
 
 
 def test_config_keeps_orthanc_private() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import PLAYBOOK, Deployment
 
-from provision.azure.query_tags import DicomDataPlane, ExtendedQueryTags, QueryTag, normalise, plan_changes
+from provision.azure.resources.query_tags import DicomDataPlane, ExtendedQueryTags, QueryTag, normalise, plan_changes
 from provision.errors import PlanError
 from provision.sandbox.authorization import DICOM_DATA_OWNER
 
@@ -87,12 +87,12 @@ def reconcile(deployment: Deployment, tags: list[QueryTag]) -> tuple[str, dict[s
     service's tags afterwards."""
     from provision.azure.session import open_session
     from provision.azure.verify import client_context
+    from provision.cli.target import connection_of
     from provision.core import Engine
-    from provision.core.target import TargetOptions
     from provision.plan import load_plan
 
     async def run() -> tuple[str, dict[str, Any]]:
-        options = TargetOptions(sandbox=deployment.info)
+        options = connection_of(deployment.info)
         session = await open_session(load_plan(PLAYBOOK), options)
         try:
             data_plane = DicomDataPlane(session.credential, session.cloud.dicom_audience, client_context(options))
@@ -153,8 +153,8 @@ def test_without_a_data_role_the_error_names_the_fix(deployment: Deployment) -> 
 def test_a_plan_file_declares_extended_query_tags(deployment: Deployment, tmp_path: Any) -> None:
     """The plan field `azure.dicom.extended_query_tags` becomes the resource, through open_session."""
     from provision.azure.session import open_session
+    from provision.cli.target import connection_of
     from provision.core import Engine
-    from provision.core.target import TargetOptions
     from provision.plan import load_plan
 
     declared = '    extended_query_tags:\n      - {path: "00080070", level: Series}\n'
@@ -164,7 +164,7 @@ def test_a_plan_file_declares_extended_query_tags(deployment: Deployment, tmp_pa
 
     async def apply(tags_yaml: str) -> str:
         plan_file.write_text(text.replace("    name: ohif-dicom\n", "    name: ohif-dicom\n" + tags_yaml, 1))
-        session = await open_session(load_plan(plan_file), TargetOptions(sandbox=deployment.info))
+        session = await open_session(load_plan(plan_file), connection_of(deployment.info))
         try:
             (resource,) = [r for r in session.resources if r.address.startswith("azure.extended_query_tags")]
             resource.poll_interval = 0.05  # type: ignore[attr-defined]

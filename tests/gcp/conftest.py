@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from provision.core.target import TargetOptions
+from provision.cli.target import connection_of
+from provision.core.target import Connection
 from provision.gcp.client import HealthcareClient, open_client
 from provision.gcp.resources import datasets_api
 
@@ -71,12 +72,12 @@ def observer(sandbox: Any) -> Iterator[Observer]:
 
 
 @pytest.fixture
-def options(sandbox: Any) -> TargetOptions:
-    return TargetOptions(sandbox=sandbox.info)
+def options(sandbox: Any) -> Connection:
+    return connection_of(sandbox.info)
 
 
 @pytest.fixture
-def api(options: TargetOptions) -> Iterator[HealthcareClient]:
+def api(options: Connection) -> Iterator[HealthcareClient]:
     client = open_client(options)
     yield client
     client.close()

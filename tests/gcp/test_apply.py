@@ -74,7 +74,7 @@ def test_apply_creates_everything_writes_app_config_and_is_idempotent(
     dataset = google.dataset_name(dataset_id)
     store = f"{dataset}/dicomStores/main"
     body = google.call(lambda s: datasets_api(s).dicomStores().get(name=store))
-    created = body["labels"].pop("provision-created")  # written once on create, for the reaper
+    created = body["labels"].pop("provision-created")  # written once on create, for provision gc
     assert re.fullmatch(r"\d{8}t\d{6}z", created)
     assert body["labels"] == {
         "team": "imaging", "provision-plan": "ohif-demo", "provision-env": "test", "provision-dataset": "owned"}
@@ -113,8 +113,8 @@ def test_ohif_roots_are_healthcare_googleapis_com_outside_the_sandbox() -> None:
     plan = make_plan("ohif")
     client = HealthcareClient(credentials=AnonymousCredentials())
     try:
-        (store,) = [r for r in build_resources(client, plan) if r.address == "gcp.dicom_store[main]"]
-        result = ohif_result(plan, ["main"], {store.address: store.outputs({"labels": {}})})
+        (store,) = [r for r in build_resources(client, plan, plan.gcp) if r.address == "gcp.dicom_store[main]"]
+        result = ohif_result(plan, plan.gcp, {store.address: store.outputs({"labels": {}})})
     finally:
         client.close()
     assert result is not None

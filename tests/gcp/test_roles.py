@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner, Result
 
+from provision.cli.main import app
 from provision.core import Engine
-from provision.errors import ConfigurationError, PlanError, ProvisionError
-from provision.gcp.cli import run_roles
+from provision.errors import ProvisionError
 from provision.gcp.roles import open_roles_session, requests_from_flags
 
 V, E = "roles/healthcare.dicomViewer", "roles/healthcare.dicomEditor"
@@ -121,6 +123,19 @@ def test_missing_store_blocks_instead_of_failing_half_way(options: Any, google: 
 
 
 STORE = "projects/sandbox-project/locations/us-central1/datasets/d/dicomStores/s"
+FLAG = {"viewers": "--viewer", "editors": "--editor", "revoke_viewers": "--revoke-viewer",
+        "revoke_editors": "--revoke-editor", "authoritative": "--authoritative", "store": "--store",
+        "dataset": "--dataset"}
+
+
+def run_roles(sandbox: Any, *args: str, **flags: Any) -> Result:
+    """`provision gcp roles` as a user runs it, against the session sandbox (PROVISION_SANDBOX)."""
+    argv = ["gcp", "roles", *args]
+    for key, value in flags.items():
+        for item in value if isinstance(value, list) else [value]:
+            argv += [FLAG[key], item]
+    env = {"PROVISION_SANDBOX": str(Path(sandbox.info.state_dir) / "sandbox.json"), "NO_COLOR": "1"}
+    return CliRunner().invoke(app, argv, env=env)
 
 
 @pytest.mark.parametrize(
@@ -142,43 +157,35 @@ STORE = "projects/sandbox-project/locations/us-central1/datasets/d/dicomStores/s
     ],
 )
 def test_bad_input_is_refused_before_any_call(
-    sandbox: Any, observer: Any, monkeypatch: pytest.MonkeyPatch, flags: dict[str, Any], message: str
+    sandbox: Any, observer: Any, flags: dict[str, Any], message: str
 ) -> None:
-    monkeypatch.setenv("PROVISION_SANDBOX", str(Path(sandbox.info.state_dir) / "sandbox.json"))
     mark = observer.mark()
-    with pytest.raises(ConfigurationError, match=message):
-        run_roles(plan_file=None, auto_approve=True, **flags)
+    result = run_roles(sandbox, "--auto-approve", **flags)
+    assert result.exit_code == 1 and re.search(message, " ".join(result.output.split())), result.output
     assert observer.since(mark, google_only=False) == []
 
 
-def test_bad_plan_role_is_refused_before_any_call(
-    sandbox: Any, observer: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("PROVISION_SANDBOX", str(Path(sandbox.info.state_dir) / "sandbox.json"))
+def test_bad_plan_role_is_refused_before_any_call(sandbox: Any, observer: Any, tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text(
         "version: 1\nname: roles-test\ngcp:\n  project: sandbox-project\n  location: us-central1\n"
         "  dataset: {id: d}\n  access:\n    - {role: roles/healthcare.dicomViewr, members: [user:a@example.org]}\n"
     )
     mark = observer.mark()
-    with pytest.raises((ConfigurationError, PlanError), match="dicomViewr"):
-        run_roles(plan_file=plan, auto_approve=True)
+    result = run_roles(sandbox, str(plan), "--auto-approve")
+    assert result.exit_code == 1 and "dicomViewr" in result.output
     assert observer.since(mark, google_only=False) == []
 
 
-def test_cli_dry_run_exit_codes_then_apply(
-    sandbox: Any, observer: Any, google: Any, store: str, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    monkeypatch.setenv("PROVISION_SANDBOX", str(Path(sandbox.info.state_dir) / "sandbox.json"))
+def test_cli_dry_run_exit_codes_then_apply(sandbox: Any, observer: Any, google: Any, store: str) -> None:
     flags = {"store": store, "viewers": ["user:cli@example.org"]}
     mark = observer.mark()
-    assert run_roles(plan_file=None, dry_run=True, detailed_exitcode=True, **flags) == 2
+    dry = run_roles(sandbox, "--dry-run", "--detailed-exitcode", **flags)
+    assert dry.exit_code == 2, dry.output
     assert observer.writes(observer.since(mark)) == []
-    out = capsys.readouterr().out
-    assert "roles/healthcare.dicomViewer" in out and "user:cli@example.org" in out
-    assert run_roles(plan_file=None, output="json", auto_approve=True, **flags) == 0
-    assert '"writes": 1' in capsys.readouterr().out
-    assert run_roles(plan_file=None, dry_run=True, detailed_exitcode=True, **flags) == 0
-    with pytest.raises(ConfigurationError, match="auto-approve"):  # no terminal to ask
-        run_roles(plan_file=None, revoke_viewers=["user:cli@example.org"], store=store)
+    assert "roles/healthcare.dicomViewer" in dry.output and "user:cli@example.org" in dry.output
+    applied = run_roles(sandbox, "--output", "json", "--auto-approve", **flags)
+    assert applied.exit_code == 0 and '"writes": 1' in applied.output, applied.output
+    assert run_roles(sandbox, "--dry-run", "--detailed-exitcode", **flags).exit_code == 0
+    refused = run_roles(sandbox, revoke_viewers=["user:cli@example.org"], store=store)  # no terminal to ask
+    assert refused.exit_code == 1 and "auto-approve" in refused.output

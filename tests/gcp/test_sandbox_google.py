@@ -132,7 +132,7 @@ def test_tokens_come_from_the_sandbox_oauth_endpoint(options: Any, observer: Any
         client.close()
     paths = [(e["method"], e["path"], e["status"]) for e in observer.since(mark)]
     assert paths[0] == ("POST", "/google/oauth2/token", 200)
-    wrong = replace(options.sandbox, client_secret="not-the-secret")
+    wrong = replace(options.sandbox, google_adc={**options.sandbox.google_adc, "client_secret": "not-the-secret"})
     client = HealthcareClient(credentials=sandbox_credentials(wrong), endpoint=options.sandbox.url,
                               ca_certs=options.sandbox.ca_bundle)
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from provision.azure.plan import AZURE_CLOUDS, AzureCloudEndpoints
 from provision.errors import PlanError
-from provision.plan import AZURE_CLOUDS, AzureCloudEndpoints, OhifSection, Plan, parse_plan
+from provision.plan import OhifSection, Plan, parse_plan, plan_model
 
 AZURE_CORE = "  location: westeurope\n  resource_group: {name: rg}\n  workspace: {name: ohifws}\n"
 
@@ -175,7 +176,7 @@ def test_contradicting_gcp_bindings_are_rejected() -> None:
 
 def test_direct_validation_reports_rules_readably() -> None:
     with pytest.raises(ValidationError) as caught:
-        Plan.model_validate(
+        plan_model().model_validate(
             {
                 "version": 1,
                 "name": "x",

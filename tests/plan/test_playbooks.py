@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from provision.plan import AzureSection, GcpSection, Plan, load_plan
+from provision.azure.plan import AzureSection
+from provision.gcp.plan import GcpSection
+from provision.plan import Plan, load_plan
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = sorted((REPO / "playbooks").glob("*.yaml"))

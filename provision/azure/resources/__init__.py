@@ -7,9 +7,10 @@ groups and roles start at once; each assignment waits only for its scope, its pr
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-from provision.azure.resources.access import RoleAssignment, RoleDefinition
+from provision.azure.plan import AzureAccess, AzureDicom, AzureSection
+from provision.azure.resources.access import MarkedRoleAssignment, RoleAssignment, RoleDefinition
 from provision.azure.resources.arm import DicomService, ResourceGroup, Workspace, declared_cors
 from provision.azure.resources.base import Azure, AzureResource
 from provision.azure.resources.entra import (
@@ -24,15 +25,15 @@ from provision.azure.resources.entra import (
 from provision.core import Resource
 
 
-def build_resources(section: Any, azure: Azure) -> list[Resource]:
-    """The resources of a plan's `azure:` section (`provision.plan.models.AzureSection`). Pure: no I/O."""
+def build_resources(section: AzureSection, azure: Azure) -> list[Resource]:
+    """The resources of a plan's `azure:` section. Pure: no I/O."""
     resources: list[AzureResource] = []
     dicom: DicomService | None = None
     principal: AppPrincipal | None = None
     if section.app is not None:
         app = section.app
         api = DicomApiPrincipal(azure)
-        registration = Application(azure, app, dicom_api_address=api.address)
+        registration = Application(azure, app.unique_name, app=app, dicom_api_address=api.address)
         principal = AppPrincipal(azure, app.unique_name, app_address=registration.address)
         resources += [api, registration, principal]
         if app.admin_consent:
@@ -63,7 +64,7 @@ def build_resources(section: Any, azure: Azure) -> list[Resource]:
         if dicom is None:  # pragma: no cover - the plan models refuse access without dicom
             raise ValueError("azure.access needs azure.dicom")
         resources += _access(section.access, azure, dicom, principal)
-    if dicom is not None and section.dicom.extended_query_tags is not None:
+    if dicom is not None and section.dicom is not None and section.dicom.extended_query_tags is not None:
         # after the role assignments: the tool's own DICOM data role (an azure.access entry) must exist before
         # the tags are changed, and, in reverse order on destroy, until they have been deleted
         granted = tuple(r.address for r in resources if isinstance(r, RoleAssignment))
@@ -71,15 +72,17 @@ def build_resources(section: Any, azure: Azure) -> list[Resource]:
     return list(resources)
 
 
-def _query_tags(declared: Any, azure: Azure, dicom: DicomService, after: tuple[str, ...]) -> AzureResource:
-    from provision.azure.query_tags import ExtendedQueryTags, QueryTag
+def _query_tags(declared: AzureDicom, azure: Azure, dicom: DicomService, after: tuple[str, ...]) -> AzureResource:
+    from provision.azure.resources.query_tags import ExtendedQueryTags, QueryTag
 
-    tags = [QueryTag.of(tag.model_dump()) for tag in declared.extended_query_tags]
+    tags = [QueryTag.of(tag.model_dump()) for tag in declared.extended_query_tags or ()]
     return ExtendedQueryTags(azure, declared.name, tags, data_plane=azure.data_plane, dicom_address=dicom.address,
                              after=after)
 
 
-def _access(entries: Any, azure: Azure, dicom: DicomService, app_principal: AppPrincipal | None) -> list[AzureResource]:
+def _access(
+    entries: Sequence[AzureAccess], azure: Azure, dicom: DicomService, app_principal: AppPrincipal | None
+) -> list[AzureResource]:
     lookups: dict[str, AzureResource] = {}
     assignments: list[AzureResource] = []
 
@@ -87,19 +90,18 @@ def _access(entries: Any, azure: Azure, dicom: DicomService, app_principal: AppP
         return lookups.setdefault(resource.address.casefold(), resource)
 
     for entry in entries:
-        kind = entry.principal_kind
+        kind, principal = entry.principal_kind, entry.principal or ""
         target: AzureResource
         if kind == "viewer_app":
             if app_principal is None:  # pragma: no cover - the plan models refuse viewer_app without app
                 raise ValueError("viewer_app access needs azure.app")
             target, label = app_principal, "the viewer app"
         elif kind == "user":
-            target, label = lookup(UserPrincipal(azure, entry.user)), f"user {entry.user}"
+            target, label = lookup(UserPrincipal(azure, principal)), f"user {principal}"
         elif kind == "group":
-            target, label = lookup(GroupPrincipal(azure, entry.group)), f"group {entry.group}"
+            target, label = lookup(GroupPrincipal(azure, principal)), f"group {principal}"
         else:
-            target = lookup(ServicePrincipalRef(azure, entry.service_principal))
-            label = f"service principal {entry.service_principal}"
+            target, label = lookup(ServicePrincipalRef(azure, principal)), f"service principal {principal}"
         role = lookup(RoleDefinition(azure, entry.role))
         key = "viewer-app" if kind == "viewer_app" else entry.principal
         assignments.append(
@@ -124,6 +126,7 @@ __all__ = [
     "DicomApiPrincipal",
     "DicomService",
     "GroupPrincipal",
+    "MarkedRoleAssignment",
     "ResourceGroup",
     "RoleAssignment",
     "RoleDefinition",

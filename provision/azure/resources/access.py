@@ -38,7 +38,47 @@ class RoleDefinition(AzureResource):
 _GUID = FieldPolicy(compare=Compare.CASEFOLD, force_new=True)
 
 
-class RoleAssignment(AzureResource):
+class _Assignment(AzureResource):
+    """What every role assignment of the plan shares: the ownership mark in its description, and its delete."""
+
+    kind = "azure.role_assignment"
+    # PrincipalNotFound right after a principal is created is retried with backoff until this limit
+    timeouts = Timeouts(read=120.0, create=5 * 60.0, update=5 * 60.0, delete=10 * 60.0)
+
+    async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
+        scope = actual["scope"]
+        await self.azure.arm.delete_role_assignment(scope, actual["name"])
+        await wait_gone(
+            f"role assignment {actual['name']}",
+            lambda: self.azure.arm.get_role_assignment(scope, actual["name"]),
+            ctx.progress,
+        )
+
+    def owned(self, actual: dict[str, Any]) -> bool:
+        return self.azure.owner.owns_description(actual.get("description"))
+
+    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
+        return outputs_of(actual, "id", "name")
+
+
+class MarkedRoleAssignment(_Assignment):
+    """A role assignment found by its ownership mark (`provision gc`): known by scope and name, only deleted."""
+
+    def __init__(self, azure: Azure, name: str, *, scope: str) -> None:
+        # deleted on its own even when its scope goes with a resource group: that Azure removes the assignments
+        # of a deleted scope is not confirmed
+        super().__init__(azure, name)
+        self.scope = scope
+
+    def desired(self, ctx: Context) -> dict[str, Any]:
+        return {}
+
+    async def read(self, ctx: Context) -> dict[str, Any] | None:
+        body = await self.azure.arm.get_role_assignment(self.scope, self.name)
+        return None if body is None else normalise.role_assignment(body)
+
+
+class RoleAssignment(_Assignment):
     """One role for one principal at the DICOM service's scope.
 
     Named `uuid5(scope, principal, role)`, so a retry or a second run finds the same assignment. The same grant
@@ -46,14 +86,11 @@ class RoleAssignment(AzureResource):
     tags: the description records the owning plan.
     """
 
-    kind = "azure.role_assignment"
     schema: ClassVar[Mapping[str, FieldPolicy]] = {
         "principal_id": _GUID,
         "role_definition": _GUID,
         "principal_type": FieldPolicy(force_new=True),
     }
-    # PrincipalNotFound right after a principal is created is retried with backoff until this limit
-    timeouts = Timeouts(read=120.0, create=5 * 60.0, update=5 * 60.0, delete=10 * 60.0)
 
     def __init__(
         self,
@@ -157,18 +194,3 @@ class RoleAssignment(AzureResource):
     ) -> dict[str, Any] | None:
         # only adoption gets here (every compared field forces a new assignment): record the owner
         return await self._put(ctx, actual["name"], desired)
-
-    async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
-        scope = actual["scope"]
-        await self.azure.arm.delete_role_assignment(scope, actual["name"])
-        await wait_gone(
-            f"role assignment {actual['name']}",
-            lambda: self.azure.arm.get_role_assignment(scope, actual["name"]),
-            ctx.progress,
-        )
-
-    def owned(self, actual: dict[str, Any]) -> bool:
-        return self.azure.owner.owns_description(actual.get("description"))
-
-    def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
-        return outputs_of(actual, "id", "name")

@@ -26,7 +26,7 @@ class Azure:
     subscription_id: str | None = None
     arm_api: ArmApi | None = None
     graph_api: GraphApi | None = None
-    #: the DICOM data plane (extended query tags); a `provision.azure.query_tags.DicomDataPlane`
+    #: the DICOM data plane (extended query tags); a `provision.azure.resources.query_tags.DicomDataPlane`
     data_plane: Any = None
 
     @property
@@ -56,8 +56,10 @@ class AzureResource(Resource):
 
     kind: ClassVar[str] = "azure.resource"
 
-    def __init__(self, azure: Azure, name: str, depends_on: tuple[str, ...] = ()) -> None:
-        super().__init__(f"{self.kind}[{name}]", depends_on)
+    def __init__(
+        self, azure: Azure, name: str, depends_on: tuple[str, ...] = (), *, deleted_with: str | None = None
+    ) -> None:
+        super().__init__(f"{self.kind}[{name}]", depends_on, deleted_with=deleted_with)
         self.azure = azure
         self.name = name
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from provision.azure import normalise
 from provision.azure.normalise import DICOM_API_APP_ID, DICOM_SCOPE, is_guid
+from provision.azure.plan import AzureApp
 from provision.azure.resources.base import Azure, AzureResource, known, outputs_of
 from provision.azure.waiting import wait_gone
 from provision.core import UNKNOWN, Compare, Context, FieldPolicy, Timeouts, Update
@@ -59,8 +60,8 @@ class DicomApiPrincipal(AzureResource):
         }
 
 
-def app_spec(app: Any, scope_id: Any) -> dict[str, Any]:
-    """The managed fields of the viewer app (`provision.plan.models.AzureApp`) in the normaliser's shape.
+def app_spec(app: AzureApp, scope_id: Any) -> dict[str, Any]:
+    """The managed fields of the viewer app (the plan's `azure.app`) in the normaliser's shape.
 
     Both platforms are managed so switching the flow leaves nothing behind: `spa` = authorization code + PKCE,
     `implicit` = web redirect URIs with ID and access token issuance.
@@ -92,12 +93,15 @@ class Application(AzureResource):
     }
     timeouts = GRAPH_TIMEOUTS
 
-    def __init__(self, azure: Azure, app: Any, *, dicom_api_address: str) -> None:
-        super().__init__(azure, app.unique_name, (dicom_api_address,))
+    def __init__(self, azure: Azure, unique_name: str, *, app: AzureApp | None, dicom_api_address: str | None) -> None:
+        """`app` is the plan's declaration; None for an app found by `provision gc`, which only deletes it."""
+        super().__init__(azure, unique_name, (dicom_api_address,) if dicom_api_address else ())
         self.app = app
         self.dicom_api_address = dicom_api_address
 
     def desired(self, ctx: Context) -> dict[str, Any]:
+        if self.app is None or self.dicom_api_address is None:
+            return {}
         return app_spec(self.app, ctx.inputs(self.dicom_api_address).get("scope_id"))
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:

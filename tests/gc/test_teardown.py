@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
+from provision.cli.target import connection_of
 from provision.core import Engine
-from provision.core.target import TargetOptions
 from provision.gcp.resources import datasets_api
 from provision.gcp.session import open_session
 from provision.plan import load_plan, parse_plan
@@ -47,7 +47,7 @@ def test_a_group_holding_someone_elses_workspace_is_kept(cli: Any, arm: httpx.Cl
 
 def run_plan(info: Any, plan: Any, action: str = "apply") -> None:
     async def go() -> None:
-        session = await open_session(plan, TargetOptions(sandbox=info))
+        session = await open_session(plan, connection_of(info))
         try:
             engine = Engine(session.resources)
             await (engine.apply() if action == "apply" else engine.destroy())
@@ -72,7 +72,7 @@ def test_datasets_the_environment_does_not_own_stay(cli: Any) -> None:
     async def add_foreign_store() -> None:
         from provision.gcp.client import open_client
 
-        client = open_client(TargetOptions(sandbox=info))
+        client = open_client(connection_of(info))
         try:
             await client.call(lambda s: datasets_api(s).dicomStores().create(
                 parent="projects/sandbox-project/locations/us-central1/datasets/ohif-pr-7", dicomStoreId="mine",

@@ -18,7 +18,7 @@ from provision.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github/workflows"
-NAMES = ("pr-environment.yml", "pr-teardown.yml", "nightly-reaper.yml")
+NAMES = ("pr-environment.yml", "pr-teardown.yml", "nightly-gc.yml")
 
 
 @cache
@@ -86,7 +86,7 @@ def test_workflow_is_valid_and_asks_for_an_oidc_token(name: str) -> None:
 def test_triggers() -> None:
     assert load("pr-environment.yml")["on"] == {"pull_request": {"types": ["opened", "synchronize", "reopened"]}}
     assert load("pr-teardown.yml")["on"] == {"pull_request": {"types": ["closed"]}}
-    nightly = load("nightly-reaper.yml")["on"]
+    nightly = load("nightly-gc.yml")["on"]
     assert set(nightly) == {"schedule", "workflow_dispatch"} and nightly["schedule"][0]["cron"]
     # apply and destroy of one pull request never run at the same time
     groups = {load(name)["concurrency"]["group"] for name in ("pr-environment.yml", "pr-teardown.yml")}
@@ -105,7 +105,7 @@ def test_the_workflows_use_the_documented_commands() -> None:
                     "gcp destroy", "gc --older-than"}
     apply = "azure apply playbooks/azure-ephemeral.yaml --auto-approve --out ohif-config"
     assert ("pr-environment.yml", apply) in COMMANDS
-    assert any(name == "nightly-reaper.yml" and command.endswith("--yes") for name, command in COMMANDS)
+    assert any(name == "nightly-gc.yml" and command.endswith("--yes") for name, command in COMMANDS)
 
 
 @pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[f"{n}: {c}" for n, c in COMMANDS])
@@ -129,7 +129,7 @@ def expand(argv: list[str], env: dict[str, str]) -> list[str]:
 
 def test_the_workflows_commands_run_against_the_sandbox(cli: Any, tmp_path: Path, monkeypatch: Any) -> None:
     """The exact command lines, in the order the workflows run them: a pull request's environment is made and
-    published, the reaper lists it and deletes it, and the teardown that comes after finds nothing to do."""
+    published, provision gc lists it and deletes it, and the teardown that comes after finds nothing to do."""
     (tmp_path / "playbooks").symlink_to(ROOT / "playbooks")
     monkeypatch.chdir(tmp_path)
     env = {"PR_NUMBER": "77", "OLDER_THAN": "0s", "GCP_PROJECT": "sandbox-project", "GCP_LOCATION": "us-central1"}
@@ -145,9 +145,9 @@ def test_the_workflows_commands_run_against_the_sandbox(cli: Any, tmp_path: Path
     published = run("pr-environment.yml")
     assert json.loads(published[2])["dataSources"]  # `azure output`, what the job summary shows
     assert json.loads((tmp_path / "ohif-config/ohif.json").read_text())["dataSources"]  # the artifact
-    listed = run("nightly-reaper.yml", delete=False)
+    listed = run("nightly-gc.yml", delete=False)
     assert len(listed) == 2 and all("pr-77" in text and "Dry run: 1 environment(s)" in text for text in listed)
-    deleted = run("nightly-reaper.yml", delete=True)
+    deleted = run("nightly-gc.yml", delete=True)
     assert len(deleted) == 2 and all("Deleted 1 environment(s)" in text for text in deleted)
     teardown = run("pr-teardown.yml")
     assert all("Nothing to destroy." in text for text in teardown)

@@ -32,7 +32,7 @@ from types import TracebackType
 
 from provision.errors import ConfigurationError, ProvisionError
 
-from .config import DEFAULT_PLUGIN_DIRS, DICOMWEB_PLUGIN, OrthancSettings, orthanc_config
+from .orthanc_config import DEFAULT_PLUGIN_DIRS, DICOMWEB_PLUGIN, OrthancSettings, orthanc_config
 
 CONFIG_FILE = "orthanc.json"
 PID_FILE = "orthanc.pid"

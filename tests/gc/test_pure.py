@@ -1,4 +1,4 @@
-"""The reaper's pure parts: durations, creation times, grouping, selection, bounded concurrent teardown."""
+"""`provision gc`'s pure parts: durations, creation times, grouping, selection, bounded concurrent teardown."""
 
 from __future__ import annotations
 
@@ -9,20 +9,9 @@ import pytest
 
 from provision.azure.errors import AzureTemporaryError
 from provision.core import TemporaryError
+from provision.core.durations import format_age, parse_duration
+from provision.core.gc import Environment, Found, Retrier, Teardown, group, parse_created, reap, select
 from provision.errors import CloudError
-from provision.reaper import (
-    Environment,
-    Found,
-    Retrier,
-    Teardown,
-    format_age,
-    group,
-    is_throttling,
-    parse_created,
-    parse_duration,
-    reap,
-    select,
-)
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -100,11 +89,22 @@ def test_select_by_age_prefix_and_plan() -> None:
     assert [e.key.env for e in only.selected] == ["main", "pr-1", "pr-2"]
 
 
-def test_is_throttling() -> None:
-    assert is_throttling(AzureTemporaryError("x", status=429, code="SubscriptionRequestsThrottled"))
-    assert not is_throttling(AzureTemporaryError("x", status=503, code=None))
-    assert is_throttling(TemporaryError("deleting store: 429 RESOURCE_EXHAUSTED Too Many Requests"))
-    assert not is_throttling(TemporaryError("deleting store: 503 UNAVAILABLE"))
+def test_each_target_marks_its_429s_as_throttling() -> None:
+    import httplib2
+    from googleapiclient.errors import HttpError
+
+    from provision.gcp.client import classify
+
+    assert AzureTemporaryError("x", status=429, code="SubscriptionRequestsThrottled").throttled
+    assert not AzureTemporaryError("x", status=503, code=None).throttled
+
+    def google(status: int) -> Exception:
+        body = b'{"error": {"code": %d, "message": "m", "status": "S"}}' % status
+        return classify(HttpError(httplib2.Response({"status": status}), body), "deleting store")
+
+    throttled, unavailable = google(429), google(503)
+    assert isinstance(throttled, TemporaryError) and throttled.throttled
+    assert isinstance(unavailable, TemporaryError) and not unavailable.throttled
 
 
 def test_retrier_honours_retry_after_and_counts_429s() -> None:

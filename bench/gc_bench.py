@@ -1,9 +1,9 @@
-"""The reaper against the sandbox with ARM throttling on: 50 pull-request environments reaped at once, compared
+"""`provision gc` against the sandbox with ARM throttling on: 50 pull-request environments reaped at once, compared
 with reaping one.
 
-    .venv/bin/python bench/reaper_bench.py [--environments 50] [--lro-seconds 3] [--latency-ms 20] [--concurrency 50]
+    .venv/bin/python bench/gc_bench.py [--environments 50] [--lro-seconds 3] [--latency-ms 20] [--concurrency 50]
 
-1. A sandbox in its own process (`provision sandbox serve`, so that it does not share the reaper's interpreter
+1. A sandbox in its own process (`provision sandbox serve`, so that it does not share gc's interpreter
    lock, as a cloud would not) with `--lro-seconds` long-running operations, `--latency-ms` per request, and ARM
    throttling on with Azure's limits (reads 250 burst / 25 per s, writes and deletes 200 / 10 per s).
 2. One environment (playbooks/azure-ephemeral.yaml, PR_NUMBER=1000): what `provision azure destroy` takes for it,
@@ -11,8 +11,8 @@ with reaping one.
 3. `--environments` environments created (10 applies at a time, throttled as well), buckets refilled (as the
    next night would find them), then one `gc --older-than 0s --yes` over all of them.
 
-Prints the reaper's wall time for all of them divided by its time for one (the target is at most 1.5), and the
-429s absorbed (counted by the sandbox, and the ones the reaper retried itself; LRO polls absorb theirs inside the
+Prints gc's wall time for all of them divided by its time for one (the target is at most 1.5), and the
+429s absorbed (counted by the sandbox, and the ones gc retried itself; LRO polls absorb theirs inside the
 poller). Asserts nothing: timings on shared machines are not test material.
 """
 
@@ -38,9 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from provision.azure import open_session  # noqa: E402
-from provision.cli.gc import Where, collect  # noqa: E402
+from provision.azure.gc import gc_places  # noqa: E402
+from provision.cli.target import connection_of  # noqa: E402
 from provision.core import Engine  # noqa: E402
-from provision.core.target import TargetOptions  # noqa: E402
+from provision.core.commands import GcCall  # noqa: E402
+from provision.core.gc import collect  # noqa: E402
 from provision.plan import load_plan  # noqa: E402
 from provision.sandbox import SandboxInfo  # noqa: E402
 
@@ -79,7 +81,7 @@ class Throttle:
 
 async def run_plan(info: Any, pr: int, action: str = "apply") -> None:
     plan = load_plan(PLAYBOOK, env={"PR_NUMBER": str(pr)})
-    session = await open_session(plan, TargetOptions(sandbox=info))
+    session = await open_session(plan, connection_of(info))
     try:
         engine = Engine(session.resources)
         await (engine.apply() if action == "apply" else engine.destroy())
@@ -99,8 +101,13 @@ async def create(info: Any, numbers: list[int], at_once: int) -> None:
 
 async def reap(info: Any, concurrency: int) -> tuple[float, Any]:
     started = time.monotonic()
-    result = await collect(Where(azure_subscription=info.subscription_id), sandbox=info, ca_bundle=None,
-                           older_than=0, env_prefix="pr-", plan=None, delete=True, concurrency=concurrency)
+    inventories = gc_places(GcCall(connection_of(info)), azure_subscription=None, azure_cloud="public")
+    try:
+        result = await collect(inventories, older_than=0, env_prefix="pr-", plan=None, delete=True,
+                               concurrency=concurrency)
+    finally:
+        for inventory in inventories:
+            await inventory.aclose()
     return time.monotonic() - started, result
 
 
@@ -164,8 +171,8 @@ def main() -> None:
         print(f"  ARM requests admitted: reads {admitted['reads']}, writes {admitted['writes']}, "
               f"deletes {admitted['deletes']}{' (buckets as the creation left them)' if args.drained else ''}")
         print(f"  429s absorbed: {throttled(since(after, before, 'throttled'))}; "
-              f"retried by the reaper itself (the others inside LRO polling): {result.throttled}")
-        print(f"reaper wall time / one environment's teardown: {reap_all:.2f} / {reap_one:.2f} = "
+              f"retried by gc itself (the others inside LRO polling): {result.throttled}")
+        print(f"gc wall time / one environment's teardown: {reap_all:.2f} / {reap_one:.2f} = "
               f"{reap_all / reap_one:.2f} (target <= 1.5); vs provision azure destroy of one: "
               f"{reap_all / destroy_one:.2f}")
 

@@ -141,7 +141,8 @@ class DicomDataPlane:
         if response.status_code == 429 or response.status_code >= 500:
             retry = response.headers.get("retry-after")
             raise TemporaryError(f"{method} {url}: {response.status_code}",
-                                 retry_after=float(retry) if retry and retry.isdigit() else None)
+                                 retry_after=float(retry) if retry and retry.isdigit() else None,
+                                 throttled=response.status_code == 429)
         if response.status_code in (401, 403):
             raise CloudError(
                 f"{method} {url}: {response.status_code} {response.text[:200]}".strip(),
@@ -161,7 +162,7 @@ class ExtendedQueryTags(AzureResource):
 
     def __init__(self, azure: Azure, dicom_name: str, tags: Sequence[QueryTag], *, data_plane: DicomDataPlane,
                  dicom_address: str, after: tuple[str, ...] = ()) -> None:
-        super().__init__(azure, dicom_name, (dicom_address, *after))
+        super().__init__(azure, dicom_name, (dicom_address, *after), deleted_with=dicom_address)
         self.tags = list(tags)
         self.data_plane = data_plane
         self.dicom_address = dicom_address

@@ -98,10 +98,10 @@ def test_gc_leaves_young_foreign_and_other_prefix_environments_alone(cli: Any) -
 
 def test_a_half_finished_destroy_can_be_run_again(cli: Any, sandbox_control: Any) -> None:
     cli("azure", "apply", AZURE, "--auto-approve", "--out", str(cli.out / "a"), pr="4")
-    sandbox_control.add_fault(400, method="DELETE", path_regex="/workspaces/ohifpr4$", count=1)
+    sandbox_control.add_fault(400, method="DELETE", path_regex="/resource[gG]roups/rg-ohif-pr-4$", count=1)
     cli("azure", "destroy", AZURE, "--auto-approve", pr="4", code=1)
     left = counts(environment(cli.sandbox.world.snapshot(), "4"))
-    assert left["arm"] == 2 and left["assignments"] == 0  # group and workspace stay; the DICOM service went
+    assert left["arm"] == 3 and left["assignments"] == 0  # the group (with workspace and DICOM service) stays
     cli("azure", "destroy", AZURE, "--auto-approve", pr="4")
     assert counts(environment(cli.sandbox.world.snapshot(), "4")) == EMPTY
 
