@@ -49,9 +49,9 @@ from starlette.routing import BaseRoute, Route
 
 from .authorization import BUILTIN_ROLES
 from .authorization import _covers as covers  # one definition of 'this scope includes that resource'
+from .clock import iso
 from .healthcare import DICOM_AUDIENCES, DICOM_TYPE
 from .tokens import TokenError, bearer_token
-from .world import iso
 
 if TYPE_CHECKING:
     from provision.orthanc import Orthanc

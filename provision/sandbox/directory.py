@@ -10,6 +10,8 @@ import copy
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from .clock import iso
+
 if TYPE_CHECKING:
     from .world import World
 
@@ -331,8 +333,6 @@ def group(id_: str, name: str, nickname: str, created: str, created_ts: float) -
 
 def seed(world: World, *, dicom_sp: bool) -> None:
     """Populate a fresh tenant: the sandbox's own app, Microsoft Graph, DICOM (optional), users, a group."""
-    from .world import iso
-
     ident = world.identity
     ts = world.now() - _SEED_AGE
     created = iso(ts)
@@ -376,8 +376,6 @@ def find_sp_by_app_id(world: World, app_id: str) -> dict[str, Any] | None:
 
 def ensure_dicom_sp(world: World, present: bool, *, created_ts: float | None = None) -> None:
     """Make the first-party DICOM service principal present or absent (its grants go with it)."""
-    from .world import iso
-
     sps = world.collection("servicePrincipals")
     existing = find_sp_by_app_id(world, DICOM_APP_ID)
     if present and existing is None:

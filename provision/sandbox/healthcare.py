@@ -37,8 +37,8 @@ from .arm import (
     system_data,
     validate_tags,
 )
+from .clock import iso
 from .routing import BodyError, Call
-from .world import iso
 
 NAMESPACE = "Microsoft.HealthcareApis"
 API_VERSIONS = ("2024-03-31",)

@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +84,6 @@ class Identity:
             app_object_id=str(uuid.uuid4()),
             sp_object_id=str(uuid.uuid4()),
         )
-
-
-def iso(ts: float) -> str:
-    """ISO 8601 UTC with 7 fractional digits, the way Azure prints times."""
-    dt = datetime.fromtimestamp(ts, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0Z"
 
 
 def _empty_state() -> dict[str, Any]:
@@ -301,4 +294,4 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-__all__ = ["Config", "Identity", "World", "iso", "new_id"]
+__all__ = ["Config", "Identity", "World", "new_id"]
