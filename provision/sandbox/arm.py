@@ -240,6 +240,19 @@ def _unknown_route(path: str, api_version: str | None) -> ArmError:
     return ArmError(404, "NotFound", f"The requested path '{path}' is not supported by the sandbox.")
 
 
+def _throttled(world: World, throttled: throttling.Throttled) -> ArmError:
+    """ARM's 429 for a request its subscription's bucket refused."""
+    seconds, kind = throttled.retry_after, throttled.kind
+    return ArmError(
+        429,
+        "SubscriptionRequestsThrottled",
+        f"Number of '{kind[:-1]}' requests for subscription '{throttled.subscription}' actor "
+        f"'{world.identity.sp_object_id}' exceeded. Please try again after '{seconds}' seconds after additional "
+        f"'{seconds}' requests. Please see https://aka.ms/throttling for more information.",
+        headers={"Retry-After": str(seconds), f"x-ms-ratelimit-remaining-subscription-{kind}": "0"},
+    )
+
+
 def check_api_version(route: ArmRoute, api_version: str | None) -> None:
     if not api_version:
         raise ArmError(400, "MissingApiVersionParameter",
@@ -281,7 +294,9 @@ def routes(world: World, signer: TokenSigner, arm_routes: Iterable[ArmRoute]) ->
             sub = params.get("subscriptionId")
             if sub is not None and sub.lower() != own_sub:
                 raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
-            throttling.check(world, request, sub)  # 429 when the subscription's bucket is empty (off by default)
+            throttled = throttling.check(world, request, sub)  # off by default
+            if throttled is not None:
+                raise _throttled(world, throttled)
             response = await handler(Call(request, params, world, signer, claims))
             if request.method == "HEAD" and "HEAD" not in route.handlers:
                 return Response(b"", status_code=response.status_code, headers=dict(response.headers))
