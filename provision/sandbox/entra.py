@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -39,6 +40,32 @@ SANDBOX_GRAPH_ROLES = [
 ]
 
 _NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+
+
+class TenantConvertor(Convertor[str]):
+    """The `{tenant:tenant}` path segment: only what can name a tenant at login.microsoftonline.com.
+
+    A GUID, `common`, `organizations`, `consumers` (any case), or a domain name (labels separated by dots, the
+    last one starting with a letter, e.g. `contoso.onmicrosoft.com`). So Entra's `/{tenant}/oauth2/token` does
+    not swallow `/google/oauth2/token`, whatever order the APIs are mounted in.
+    """
+
+    regex = (
+        r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+        r"|(?i:common|organizations|consumers)"
+        r"|(?:[A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*"
+    )
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("tenant", TenantConvertor())
+#: the tenant segment of a route path (see TenantConvertor)
+TENANT = "{tenant:tenant}"
 
 
 def _tenant_or_none(world: World, tenant: str) -> str | None:
@@ -249,12 +276,12 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
 
     return [
         Route("/common/discovery/instance", discovery_instance, methods=["GET"]),
-        Route("/{tenant}/v2.0/.well-known/openid-configuration", oidc, methods=["GET"]),
-        Route("/{tenant}/.well-known/openid-configuration", oidc, methods=["GET"]),
-        Route("/{tenant}/discovery/v2.0/keys", keys, methods=["GET"]),
-        Route("/{tenant}/discovery/keys", keys, methods=["GET"]),
-        Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
-        Route("/{tenant}/oauth2/token", token, methods=["POST"]),
+        Route(f"/{TENANT}/v2.0/.well-known/openid-configuration", oidc, methods=["GET"]),
+        Route(f"/{TENANT}/.well-known/openid-configuration", oidc, methods=["GET"]),
+        Route(f"/{TENANT}/discovery/v2.0/keys", keys, methods=["GET"]),
+        Route(f"/{TENANT}/discovery/keys", keys, methods=["GET"]),
+        Route(f"/{TENANT}/oauth2/v2.0/token", token, methods=["POST"]),
+        Route(f"/{TENANT}/oauth2/token", token, methods=["POST"]),
     ]
 
 

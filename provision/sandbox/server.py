@@ -35,20 +35,21 @@ class _AzureResourceManager:
 # `control_routes(world) -> list[BaseRoute]` (mounted under /_sandbox, outside log/faults/latency).
 # Adding a cloud API is one line here.
 API_MODULES: tuple[Any, ...] = (
-    gcp,  # first: its /google/oauth2/token would otherwise match Entra's /{tenant}/oauth2/token
     signin,  # before entra: answers the browser's side of the login paths, delegates the rest to entra
     entra,
     _AzureResourceManager,
     graph,
     dicomweb,  # each DICOM service's serviceUrl, forwarded to an Orthanc per service
     throttling,  # no routes of its own (ARM's front door calls it); /_sandbox/throttling switches it on
+    gcp,
 )
 
 
-def build_app(world: World, signer: TokenSigner, state: control.ControlState | None = None) -> control.SandboxApp:
+def build_app(world: World, signer: TokenSigner, state: control.ControlState | None = None,
+              modules: tuple[Any, ...] = API_MODULES) -> control.SandboxApp:
     state = state or control.ControlState(seed=world.config.fault_seed)
-    api = Starlette(routes=[r for m in API_MODULES for r in m.routes(world, signer)])
-    extra_control = [r for m in API_MODULES if hasattr(m, "control_routes") for r in m.control_routes(world)]
+    api = Starlette(routes=[r for m in modules for r in m.routes(world, signer)])
+    extra_control = [r for m in modules if hasattr(m, "control_routes") for r in m.control_routes(world)]
     ctl = Starlette(routes=[*control.routes(world, state), *extra_control])
     return control.SandboxApp(api, ctl, world, state)
 

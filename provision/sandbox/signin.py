@@ -434,11 +434,11 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
     """Mounted before `entra.routes`: the paths they share are answered here and delegated there."""
     service = SignIn(world, signer)
     inner = entra.routes(world, signer)
-    discovery_v2 = _endpoint(inner, "/{tenant}/v2.0/.well-known/openid-configuration")
-    discovery_v1 = _endpoint(inner, "/{tenant}/.well-known/openid-configuration")
-    keys_v2 = _endpoint(inner, "/{tenant}/discovery/v2.0/keys")
-    keys_v1 = _endpoint(inner, "/{tenant}/discovery/keys")
-    client_credentials = _endpoint(inner, "/{tenant}/oauth2/v2.0/token")
+    discovery_v2 = _endpoint(inner, f"/{entra.TENANT}/v2.0/.well-known/openid-configuration")
+    discovery_v1 = _endpoint(inner, f"/{entra.TENANT}/.well-known/openid-configuration")
+    keys_v2 = _endpoint(inner, f"/{entra.TENANT}/discovery/v2.0/keys")
+    keys_v1 = _endpoint(inner, f"/{entra.TENANT}/discovery/keys")
+    client_credentials = _endpoint(inner, f"/{entra.TENANT}/oauth2/v2.0/token")
 
     def public(endpoint: Endpoint) -> Endpoint:
         async def wrapped(request: Request) -> Response:
@@ -648,13 +648,13 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
         return response
 
     return [
-        Route("/{tenant}/oauth2/v2.0/authorize", authorize, methods=["GET", "POST"]),
-        Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
-        Route("/{tenant}/oauth2/v2.0/token", token_preflight, methods=["OPTIONS"]),
-        Route("/{tenant}/oauth2/v2.0/logout", logout, methods=["GET", "POST"]),
-        Route("/{tenant}/v2.0/.well-known/openid-configuration", public(discovery_v2), methods=["GET"]),
-        Route("/{tenant}/.well-known/openid-configuration", public(discovery_v1), methods=["GET"]),
-        Route("/{tenant}/discovery/v2.0/keys", public(keys_v2), methods=["GET"]),
-        Route("/{tenant}/discovery/keys", public(keys_v1), methods=["GET"]),
+        Route(f"/{entra.TENANT}/oauth2/v2.0/authorize", authorize, methods=["GET", "POST"]),
+        Route(f"/{entra.TENANT}/oauth2/v2.0/token", token, methods=["POST"]),
+        Route(f"/{entra.TENANT}/oauth2/v2.0/token", token_preflight, methods=["OPTIONS"]),
+        Route(f"/{entra.TENANT}/oauth2/v2.0/logout", logout, methods=["GET", "POST"]),
+        Route(f"/{entra.TENANT}/v2.0/.well-known/openid-configuration", public(discovery_v2), methods=["GET"]),
+        Route(f"/{entra.TENANT}/.well-known/openid-configuration", public(discovery_v1), methods=["GET"]),
+        Route(f"/{entra.TENANT}/discovery/v2.0/keys", public(keys_v2), methods=["GET"]),
+        Route(f"/{entra.TENANT}/discovery/keys", public(keys_v1), methods=["GET"]),
     ]
 
