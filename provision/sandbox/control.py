@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import directory
+from .azure import directory
 from .routing import json_response
 from .world import World
 
@@ -141,7 +141,7 @@ def fault_response(rule: FaultRule, request: Request, world: World) -> Response:
     content_type = "application/json; charset=utf-8"
     if body is None:
         if family == "graph":
-            from .graph import graph_error_body, graph_headers
+            from .azure.graph import graph_error_body, graph_headers
 
             code, message = {
                 429: ("Request_ThrottledTemporarily",

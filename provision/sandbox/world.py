@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from . import directory
+from .azure import directory
 
 WORLD_FILE = "world.json"
 STATE_VERSION = 1

@@ -13,8 +13,8 @@ from conftest import STUDY_DESCRIPTION, Deployment
 from e2e_http import DICOM_AUDIENCE, app_token, client
 
 from provision.orthanc.synthetic import multipart_related, synthetic_study
-from provision.sandbox.authorization import DICOM_DATA_READER
-from provision.sandbox.dicomweb import (
+from provision.sandbox.azure.authorization import DICOM_DATA_READER
+from provision.sandbox.azure.dicomweb import (
     DicomError,
     orthanc_query,
     preflight_headers,
@@ -23,7 +23,7 @@ from provision.sandbox.dicomweb import (
     tag_of,
     validate_query_tag,
 )
-from provision.sandbox.directory import BOB_ID
+from provision.sandbox.azure.directory import BOB_ID
 
 ORIGIN = "http://127.0.0.1:3000"
 CORS = {"origins": [ORIGIN], "headers": ["*"], "methods": ["GET", "POST", "OPTIONS"], "maxAge": 1440,

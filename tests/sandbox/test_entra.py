@@ -10,7 +10,7 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
 from provision.sandbox import SandboxInfo
-from provision.sandbox.entra import TenantConvertor
+from provision.sandbox.azure.entra import TenantConvertor
 
 from .conftest import ARM_SCOPE, GRAPH_SCOPE, make_credential, token
 

@@ -84,20 +84,26 @@ def test_reset_keeps_identity_and_clears_resources(clean_sandbox: Any, sandbox_c
     assert SandboxInfo.load(info.state_dir) == info
 
 
+def test_a_target_without_a_sandbox_package_is_skipped() -> None:
+    from provision.sandbox import azure, gcp, server
+
+    assert server.emulated_targets(("orthanc", "gcp", "azure")) == [gcp, azure]
+
+
 @pytest.mark.parametrize("google_first", [True, False], ids=["google-first", "google-last"])
 def test_google_token_path_is_googles_whatever_the_mount_order(tmp_path: Path, google_first: bool) -> None:
     """Entra's `{tenant}` segment takes only what can name a tenant, so `/google/oauth2/token` is never Entra's."""
-    from provision.sandbox import gcp, server
+    from provision.sandbox import server
+    from provision.sandbox.gcp.healthcare import adc_info
     from provision.sandbox.tokens import TokenSigner
     from provision.sandbox.world import World
 
-    others = tuple(m for m in server.API_MODULES if m is not gcp)
-    modules = (gcp, *others) if google_first else (*others, gcp)
+    names = ("gcp", "azure") if google_first else ("azure", "gcp")
     world = World(tmp_path)
     ident = world.identity
-    adc = gcp.adc_info(SimpleNamespace(url="https://testserver", client_id=ident.client_id,
-                                       client_secret=ident.client_secret))
-    app = server.build_app(world, TokenSigner.load_or_create(tmp_path), modules=modules)
+    adc = adc_info(SimpleNamespace(url="https://testserver", client_id=ident.client_id,
+                                   client_secret=ident.client_secret))
+    app = server.build_app(world, TokenSigner.load_or_create(tmp_path), server.emulated_targets(names))
 
     async def exchange() -> tuple[httpx.Response, ...]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://testserver") as client:

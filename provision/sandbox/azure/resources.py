@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from ..routing import BodyError, Call
 from .arm import (
     ALL_REGIONS,
     ArmError,
@@ -20,7 +21,6 @@ from .arm import (
     rg_not_found,
     validate_tags,
 )
-from .routing import BodyError, Call
 
 RESOURCES_API_VERSIONS = (
     "2019-05-10", "2019-07-01", "2019-08-01", "2019-10-01", "2020-06-01", "2020-10-01", "2021-01-01",

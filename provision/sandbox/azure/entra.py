@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..routing import base_url, json_response
 from .directory import DICOM_APP_ID, GRAPH_APP_ID, find_sp_by_app_id
-from .routing import base_url, json_response
 
 if TYPE_CHECKING:
-    from .tokens import TokenSigner
-    from .world import World
+    from ..tokens import TokenSigner
+    from ..world import World
 
 ARM_RESOURCES = ("https://management.azure.com", "https://management.core.windows.net")
 GRAPH_RESOURCES = ("https://graph.microsoft.com", GRAPH_APP_ID)

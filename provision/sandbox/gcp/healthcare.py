@@ -48,12 +48,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .routing import base_url, json_response
-from .tokens import TokenError, bearer_token
+from ..routing import base_url, json_response
+from ..tokens import TokenError, bearer_token
 
 if TYPE_CHECKING:
-    from .tokens import TokenSigner
-    from .world import World
+    from ..tokens import TokenSigner
+    from ..world import World
 
 GOOGLE_AUDIENCE = "https://healthcare.googleapis.com/"
 GOOGLE_TENANT = "google"  # the `tid` of Google tokens, so Azure tokens are never accepted here (and vice versa)

@@ -47,17 +47,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..clock import iso
+from ..tokens import TokenError, bearer_token
 from .authorization import BUILTIN_ROLES
 from .authorization import _covers as covers  # one definition of 'this scope includes that resource'
-from .clock import iso
-from .healthcare import DICOM_AUDIENCES, DICOM_TYPE
-from .tokens import TokenError, bearer_token
+from .health_data_services import DICOM_AUDIENCES, DICOM_TYPE
 
 if TYPE_CHECKING:
     from provision.orthanc import Orthanc
 
-    from .tokens import TokenSigner
-    from .world import World
+    from ..tokens import TokenSigner
+    from ..world import World
 
 API_VERSIONS = ("v1", "v2")
 DATA_ACTION_PREFIX = "Microsoft.HealthcareApis/workspaces/dicomservices/resources/"

@@ -31,11 +31,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .routing import json_response
+from ..routing import json_response
 
 if TYPE_CHECKING:
-    from .tokens import TokenSigner
-    from .world import World
+    from ..world import World
 
 KINDS = ("reads", "writes", "deletes")
 
@@ -187,11 +186,6 @@ def check(world: World, request: Request, subscription: str | None) -> Throttled
         return None
     kind, wait = verdict
     return Throttled(sub, kind, max(1, math.ceil(wait)))
-
-
-def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
-    """No API of its own: ARM's front door calls `check`."""
-    return []
 
 
 def control_routes(world: World) -> list[BaseRoute]:

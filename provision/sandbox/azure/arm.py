@@ -1,9 +1,9 @@
 """Azure Resource Manager front door: authentication, routing, api-version checks, ARM error bodies.
 
-Resource providers (`resources.py`, `healthcare.py`, `authorization.py`) contribute `ArmRoute`s; this module
-mounts them under `/subscriptions/...` and `/providers/...` and applies what the ARM gateway does before a
+Resource providers (`resources.py`, `health_data_services.py`, `authorization.py`) contribute `ArmRoute`s; this
+module mounts them under `/subscriptions/...` and `/providers/...` and applies what the ARM gateway does before a
 provider sees a request: bearer token for https://management.azure.com, route lookup (case-insensitive),
-`api-version` validation per resource type, subscription existence.
+`api-version` validation per resource type, subscription existence, throttling (decided by `throttling.py`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..routing import Call, Handler, PatternRoute, Router, base_url, json_response
+from ..tokens import TokenError, bearer_token
 from . import throttling
-from .routing import Call, Handler, PatternRoute, Router, base_url, json_response
-from .tokens import TokenError, bearer_token
 
 if TYPE_CHECKING:
-    from .tokens import TokenSigner
-    from .world import World
+    from ..tokens import TokenSigner
+    from ..world import World
 
 ARM_AUDIENCES = (
     "https://management.azure.com",

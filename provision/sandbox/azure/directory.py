@@ -10,10 +10,10 @@ import copy
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .clock import iso
+from ..clock import iso
 
 if TYPE_CHECKING:
-    from .world import World
+    from ..world import World
 
 COLLECTIONS = ("applications", "servicePrincipals", "users", "groups", "oauth2PermissionGrants")
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from starlette.responses import Response
 
+from ..clock import iso
+from ..routing import BodyError, Call
+from ..world import World
 from .arm import ArmError, ArmRoute, arm_empty, arm_json, gateway_not_found, require_object, rg_not_found
-from .clock import iso
-from .routing import BodyError, Call
-from .world import World
 
 NAMESPACE = "Microsoft.Authorization"
 API_VERSIONS = (

@@ -1,4 +1,5 @@
-"""Microsoft.HealthcareApis 2024-03-31: workspaces and workspaces/dicomservices, as observed on the wire.
+"""Azure Health Data Services, the Microsoft.HealthcareApis ARM provider at 2024-03-31: workspaces and
+workspaces/dicomservices, as observed on the wire (Google's Cloud Healthcare API is `gcp/healthcare.py`).
 
 - Workspace PUT: 201 (or 200 on update) synchronously, `provisioningState: Succeeded`, no async header.
 - DICOM PUT: 201 `Creating` (200 `Updating` for a PUT on an existing service), `serviceUrl: ""` until the
@@ -20,6 +21,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from ..clock import iso
+from ..routing import BodyError, Call
 from . import directory
 from .arm import (
     HEALTHCARE_REGIONS,
@@ -37,8 +40,6 @@ from .arm import (
     system_data,
     validate_tags,
 )
-from .clock import iso
-from .routing import BodyError, Call
 
 NAMESPACE = "Microsoft.HealthcareApis"
 API_VERSIONS = ("2024-03-31",)

@@ -53,14 +53,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..routing import base_url, json_response
+from ..tokens import TokenError
 from . import entra
 from .directory import DICOM_APP_ID, GRAPH_APP_ID, find_sp_by_app_id
-from .routing import base_url, json_response
-from .tokens import TokenError
 
 if TYPE_CHECKING:
-    from .tokens import TokenSigner
-    from .world import World
+    from ..tokens import TokenSigner
+    from ..world import World
 
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 CODE_LIFETIME = 600

@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..clock import iso
+from ..routing import BodyError, Call, Router, json_response
+from ..tokens import TokenError, TokenSigner, bearer_token
+from ..world import World
 from . import directory
-from .clock import iso
 from .entra import GRAPH_RESOURCES
 from .odata import ODataError, parse_filter, reorder, reorder_deep, select
-from .routing import BodyError, Call, Router, json_response
-from .tokens import TokenError, TokenSigner, bearer_token
-from .world import World
 
 GRAPH_AUDIENCES = (*GRAPH_RESOURCES, "https://graph.microsoft.com/")
 CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"

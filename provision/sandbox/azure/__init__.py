@@ -1,0 +1,41 @@
+"""Azure in the sandbox: Entra ID (tokens and the browser sign-in), Microsoft Graph, Azure Resource Manager with
+its providers (Microsoft.Resources, Microsoft.HealthcareApis, Microsoft.Authorization) and each DICOM
+service's data plane.
+
+This package is the Azure target's part of the sandbox, in the shape the server mounts every target in:
+`routes(world, signer)`, `control_routes(world)` (mounted under /_sandbox) and `shutdown(world)`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import arm, authorization, dicomweb, entra, graph, health_data_services, resources, signin, throttling
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from ..tokens import TokenSigner
+    from ..world import World
+
+
+def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
+    """Every Azure API, mounted at the paths of the sandbox's one origin."""
+    providers = [*resources.arm_routes(), *health_data_services.arm_routes(), *authorization.arm_routes()]
+    return [
+        *signin.routes(world, signer),  # before entra: the browser's side of the paths they share, the rest delegated
+        *entra.routes(world, signer),
+        *arm.routes(world, signer, providers),
+        *graph.routes(world, signer),
+        *dicomweb.routes(world, signer),  # each DICOM service's serviceUrl, forwarded to an Orthanc per service
+    ]
+
+
+def control_routes(world: World) -> list[BaseRoute]:
+    """`/_sandbox/throttling`: ARM's throttling, off by default."""
+    return throttling.control_routes(world)
+
+
+def shutdown(world: World) -> None:
+    """Stop the Orthancs behind the DICOM services."""
+    dicomweb.shutdown(world)
