@@ -147,8 +147,8 @@ def start_sandbox(
                     principal_delay_strict=principal_delay_strict, dicom_sp=dicom_sp, fault_seed=fault_seed)
     tls = ensure_tls(state_path)
     signer = TokenSigner.load_or_create(state_path)
-    world = World(state_path, config)
     targets = emulated_targets()
+    world = World(state_path, config, targets=targets)
     app = build_app(world, signer, targets)
 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -1,5 +1,14 @@
 """The sandbox's world: everything the emulated clouds hold, persisted as one JSON file.
 
+The world knows no target: each target's sandbox package (`provision.sandbox.<target>`) given to `World`
+keeps its own top-level keys of `world.state` and may define, as module-level functions, the hooks the world
+calls on it:
+
+- `empty_state() -> dict`: its keys, empty (for a new world, a reset, and defaults under a loaded state);
+- `seed(world)`: fill a new or reset world (e.g. Azure's tenant: its applications, users, groups);
+- `restore(world)`: after a state file was loaded (fill in what older files lack, apply the config);
+- `configure(world, values)`: after `POST /_sandbox/config` applied `values` to `world.config`.
+
 All mutation happens on the server's event loop (handlers do not await between reading and writing the
 world), so no locking is needed. Long-running operations are time-based: each operation records when it
 ends and what it does then (data, so it survives a restart); `settle()` applies the due ones and is called
@@ -14,12 +23,10 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
-
-from .azure import directory
 
 WORLD_FILE = "world.json"
 STATE_VERSION = 1
@@ -86,33 +93,43 @@ class Identity:
         )
 
 
-def _empty_state() -> dict[str, Any]:
-    return {
-        "arm": {},  # lower-cased resource id -> record (see arm.py)
-        "operations": {},  # operation id -> operation
-        "role_assignments": {},  # lower-cased assignment name -> record
-        "directory": {name: {} for name in directory.COLLECTIONS},
-    }
-
-
 class World:
-    def __init__(self, state_dir: Path, config: Config | None = None, clock: Callable[[], float] = time.time):
+    def __init__(self, state_dir: Path, config: Config | None = None, clock: Callable[[], float] = time.time,
+                 targets: Iterable[object] = ()):
         self.state_dir = state_dir
         self.config = config or Config()
         self.clock = clock
+        self._targets = tuple(targets)
         self._path = state_dir / WORLD_FILE
         self._dirty = False
         loaded = self._load()
         if loaded is None:
             self.identity = Identity.generate()
-            self.state = _empty_state()
-            directory.seed(self, dicom_sp=self.config.dicom_sp is not False)
+            self.state = self._empty_state()
+            self._call("seed")
             self._dirty = True
         else:
             self.identity, self.state = loaded
-            if self.config.dicom_sp is not None:
-                directory.ensure_dicom_sp(self, self.config.dicom_sp)
+            self._call("restore")
         self.save_if_dirty()
+
+    # --- the targets' parts ------------------------------------------------------------------------
+    def _hooks(self, name: str) -> list[Callable[..., Any]]:
+        return [getattr(t, name) for t in self._targets if hasattr(t, name)]
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for function in self._hooks(hook):
+            function(self, *args)
+
+    def _empty_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for empty_state in self._hooks("empty_state"):
+            state.update(empty_state())
+        return state
+
+    def configured(self, values: dict[str, Any]) -> None:
+        """Tell the targets that `values` were applied to `config` (e.g. Azure's DICOM principal comes or goes)."""
+        self._call("configure", values)
 
     # --- persistence -------------------------------------------------------------------------------
     def _load(self) -> tuple[Identity, dict[str, Any]] | None:
@@ -122,10 +139,8 @@ class World:
             return None
         if raw.get("version") != STATE_VERSION:
             raise ValueError(f"{self._path}: unsupported sandbox state version {raw.get('version')!r}")
-        state = _empty_state()
+        state = self._empty_state()
         state.update(raw.get("state", {}))
-        for name in directory.COLLECTIONS:
-            state["directory"].setdefault(name, {})
         return Identity(**raw["identity"]), state
 
     def mark_dirty(self) -> None:
@@ -146,8 +161,8 @@ class World:
 
     def reset(self) -> None:
         """Forget every resource and directory object; keep tenant, subscription and credentials."""
-        self.state = _empty_state()
-        directory.seed(self, dicom_sp=self.config.dicom_sp is not False)
+        self.state = self._empty_state()
+        self._call("seed")
         self.mark_dirty()
 
     # --- time --------------------------------------------------------------------------------------
@@ -280,18 +295,9 @@ class World:
                 return ptype, obj
         return None
 
-    def directory_objects(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for coll in directory.COLLECTIONS:
-            for obj in self.collection(coll).values():
-                yield coll, obj
-
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the state (for debugging and tests)."""
         return copy.deepcopy(self.state)
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-__all__ = ["Config", "Identity", "World", "new_id"]
+__all__ = ["Config", "Identity", "World"]

@@ -98,12 +98,12 @@ def test_google_token_path_is_googles_whatever_the_mount_order(tmp_path: Path, g
     from provision.sandbox.tokens import TokenSigner
     from provision.sandbox.world import World
 
-    names = ("gcp", "azure") if google_first else ("azure", "gcp")
-    world = World(tmp_path)
+    targets = server.emulated_targets(("gcp", "azure") if google_first else ("azure", "gcp"))
+    world = World(tmp_path, targets=targets)
     ident = world.identity
     adc = adc_info(SimpleNamespace(url="https://testserver", client_id=ident.client_id,
                                    client_secret=ident.client_secret))
-    app = server.build_app(world, TokenSigner.load_or_create(tmp_path), server.emulated_targets(names))
+    app = server.build_app(world, TokenSigner.load_or_create(tmp_path), targets)
 
     async def exchange() -> tuple[httpx.Response, ...]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://testserver") as client:

@@ -3,14 +3,16 @@ its providers (Microsoft.Resources, Microsoft.HealthcareApis, Microsoft.Authoriz
 service's data plane.
 
 This package is the Azure target's part of the sandbox, in the shape the server mounts every target in:
-`routes(world, signer)`, `control_routes(world)` (mounted under /_sandbox) and `shutdown(world)`.
+`routes(world, signer)`, `control_routes(world)` (mounted under /_sandbox) and `shutdown(world)`; and in the
+shape the world keeps every target's state in: `empty_state()`, `seed(world)`, `restore(world)`,
+`configure(world, values)` (see world.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from . import arm, authorization, dicomweb, entra, graph, health_data_services, resources, signin, throttling
+from . import arm, authorization, dicomweb, directory, entra, graph, health_data_services, resources, signin, throttling
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -39,3 +41,32 @@ def control_routes(world: World) -> list[BaseRoute]:
 def shutdown(world: World) -> None:
     """Stop the Orthancs behind the DICOM services."""
     dicomweb.shutdown(world)
+
+
+# --- Azure's part of the world (see world.py) ---------------------------------------------------------------
+
+def empty_state() -> dict[str, Any]:
+    return {
+        "arm": {},  # lower-cased resource id -> record (see arm.py)
+        "operations": {},  # operation id -> operation
+        "role_assignments": {},  # lower-cased assignment name -> record
+        "directory": {name: {} for name in directory.COLLECTIONS},
+    }
+
+
+def seed(world: World) -> None:
+    """The tenant's own application, Microsoft Graph, the DICOM service principal (unless configured absent),
+    users and a group."""
+    directory.seed(world, dicom_sp=world.config.dicom_sp is not False)
+
+
+def restore(world: World) -> None:
+    for name in directory.COLLECTIONS:  # a state file written before a collection existed
+        world.state["directory"].setdefault(name, {})
+    if world.config.dicom_sp is not None:
+        directory.ensure_dicom_sp(world, world.config.dicom_sp)
+
+
+def configure(world: World, values: dict[str, Any]) -> None:
+    if values.get("dicom_sp") is not None:
+        directory.ensure_dicom_sp(world, bool(values["dicom_sp"]))

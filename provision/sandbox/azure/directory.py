@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..clock import iso
@@ -363,6 +364,13 @@ def seed(world: World, *, dicom_sp: bool) -> None:
         DICOM_READERS_GROUP_ID, "DICOM Readers", "dicom-readers", created, ts
     )
     world.mark_dirty()
+
+
+def directory_objects(world: World) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(collection, object) for every object in the directory, collection by collection."""
+    for coll in COLLECTIONS:
+        for obj in world.collection(coll).values():
+            yield coll, obj
 
 
 def dicom_sp_object_id(tenant_id: str) -> str:

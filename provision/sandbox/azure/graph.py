@@ -438,7 +438,7 @@ async def get_group(call: Call) -> Response:
 
 async def get_directory_object(call: Call) -> Response:
     oid = call.params["id"].lower()
-    for coll, obj in call.world.directory_objects():
+    for coll, obj in directory.directory_objects(call.world):
         if coll in ODATA_TYPE and obj["id"] == oid:
             body = {"@odata.context": f"{call.base}/v1.0/$metadata#directoryObjects/$entity",
                     "@odata.type": ODATA_TYPE[coll], **reorder_deep(select(public(obj),
