@@ -7,12 +7,12 @@ calls on it:
 - `empty_state() -> dict`: its keys, empty (for a new world, a reset, and defaults under a loaded state);
 - `seed(world)`: fill a new or reset world (e.g. Azure's tenant: its applications, users, groups);
 - `restore(world)`: after a state file was loaded (fill in what older files lack, apply the config);
-- `configure(world, values)`: after `POST /_sandbox/config` applied `values` to `world.config`.
+- `configure(world, values)`: after `POST /_sandbox/config` applied `values` to `world.config`;
+- `settle(world)`: before every API request, catch up with the time (e.g. finish due long-running operations,
+  which are time-based: each records when it ends and what it does then, as data, so it survives a restart).
 
 All mutation happens on the server's event loop (handlers do not await between reading and writing the
-world), so no locking is needed. Long-running operations are time-based: each operation records when it
-ends and what it does then (data, so it survives a restart); `settle()` applies the due ones and is called
-before every API request.
+world), so no locking is needed.
 """
 
 from __future__ import annotations
@@ -169,131 +169,9 @@ class World:
     def now(self) -> float:
         return self.clock()
 
-    # --- ARM resources ----------------------------------------------------------------------------
-    @property
-    def arm(self) -> dict[str, dict[str, Any]]:
-        return self.state["arm"]
-
-    def arm_get(self, resource_id: str) -> dict[str, Any] | None:
-        return self.arm.get(resource_id.lower())
-
-    def arm_put(self, record: dict[str, Any]) -> None:
-        self.arm[record["id"].lower()] = record
-        self.mark_dirty()
-
-    def arm_children(self, parent_id: str, type_: str) -> list[dict[str, Any]]:
-        """Direct and indirect resources of `type_` under `parent_id`, in creation order."""
-        prefix = parent_id.lower() + "/"
-        return [r for k, r in self.arm.items() if k.startswith(prefix) and r["type"].lower() == type_.lower()]
-
-    def arm_delete_tree(self, resource_id: str) -> None:
-        """Delete a resource, everything under it, and the role assignments scoped to any of them."""
-        key = resource_id.lower()
-        prefix = key + "/"
-        for k in [k for k in self.arm if k == key or k.startswith(prefix)]:
-            del self.arm[k]
-        assignments = self.state["role_assignments"]
-        for name in [
-            n for n, ra in assignments.items() if ra["scope"].lower() == key or ra["scope"].lower().startswith(prefix)
-        ]:
-            del assignments[name]
-        self.mark_dirty()
-
-    # --- long-running operations -------------------------------------------------------------------
-    @property
-    def operations(self) -> dict[str, dict[str, Any]]:
-        return self.state["operations"]
-
-    def start_operation(
-        self,
-        *,
-        name: str,
-        target: str,
-        location: str,
-        effect: str,
-        duration: float | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Record an operation that ends `duration` seconds from now (default: config.lro_seconds).
-
-        `effect` is applied when it ends: "succeed" sets the target's provisioningState to Succeeded,
-        "delete" removes the target and everything under it.
-        """
-        now = self.now()
-        op = {
-            "id": str(uuid.uuid4()),
-            "name": name,
-            "target": target,
-            "location": location,
-            "effect": effect,
-            "start": now,
-            "end": now + (self.config.lro_seconds if duration is None else duration),
-            "done": False,
-            **(extra or {}),
-        }
-        self.operations[op["id"]] = op
-        self._prune_operations()
-        self.mark_dirty()
-        return op
-
-    def _prune_operations(self, keep: int = 500) -> None:
-        if len(self.operations) > keep:
-            finished = sorted((o for o in self.operations.values() if o["done"]), key=lambda o: o["end"])
-            for op in finished[: len(self.operations) - keep]:
-                del self.operations[op["id"]]
-
-    def operation_status(self, op: dict[str, Any]) -> str:
-        return "Succeeded" if op["done"] or self.now() >= op["end"] else "Running"
-
     def settle(self) -> None:
-        """Apply the effects of every operation whose time has come (oldest first)."""
-        now = self.now()
-        due = [op for op in self.operations.values() if not op["done"] and op["end"] <= now]
-        for op in sorted(due, key=lambda o: o["end"]):
-            op["done"] = True
-            record = self.arm_get(op["target"])
-            if op["effect"] == "delete":
-                if record is not None:
-                    self.arm_delete_tree(op["target"])
-            elif op["effect"] == "succeed" and record is not None and record.get("_op") == op["id"]:
-                record["properties"]["provisioningState"] = "Succeeded"
-                record["_ready"] = True
-                record.pop("_op", None)
-            self.mark_dirty()
-
-    def pending_operation(self, resource_id: str) -> dict[str, Any] | None:
-        record = self.arm_get(resource_id)
-        op_id = record.get("_op") if record else None
-        return self.operations.get(op_id) if op_id else None
-
-    def begin_delete(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The record's delete operation: a repeated DELETE joins the running one instead of starting another."""
-        op = self.pending_operation(record["id"])
-        if op is None or op["effect"] != "delete":
-            op = self.start_operation(name=record["name"], target=record["id"], location=record["location"],
-                                      effect="delete")
-            record["properties"]["provisioningState"] = "Deleting"
-            record["_op"] = op["id"]
-            self.arm_put(record)
-        return op
-
-    # --- role assignments --------------------------------------------------------------------------
-    @property
-    def role_assignments(self) -> dict[str, dict[str, Any]]:
-        return self.state["role_assignments"]
-
-    # --- directory ---------------------------------------------------------------------------------
-    def collection(self, name: str) -> dict[str, dict[str, Any]]:
-        return self.state["directory"][name]
-
-    def principal(self, object_id: str) -> tuple[str, dict[str, Any]] | None:
-        """(principalType, object) of a user, group or service principal with this object id."""
-        oid = object_id.lower()
-        for coll, ptype in (("users", "User"), ("groups", "Group"), ("servicePrincipals", "ServicePrincipal")):
-            obj = self.collection(coll).get(oid)
-            if obj is not None:
-                return ptype, obj
-        return None
+        """Let the targets catch up with the time before an API request (e.g. finish due ARM operations)."""
+        self._call("settle")
 
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the state (for debugging and tests)."""

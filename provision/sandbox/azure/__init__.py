@@ -5,14 +5,26 @@ service's data plane.
 This package is the Azure target's part of the sandbox, in the shape the server mounts every target in:
 `routes(world, signer)`, `control_routes(world)` (mounted under /_sandbox) and `shutdown(world)`; and in the
 shape the world keeps every target's state in: `empty_state()`, `seed(world)`, `restore(world)`,
-`configure(world, values)` (see world.py).
+`configure(world, values)`, `settle(world)` (see world.py).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import arm, authorization, dicomweb, directory, entra, graph, health_data_services, resources, signin, throttling
+from . import (
+    arm,
+    arm_state,
+    authorization,
+    dicomweb,
+    directory,
+    entra,
+    graph,
+    health_data_services,
+    resources,
+    signin,
+    throttling,
+)
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -46,12 +58,7 @@ def shutdown(world: World) -> None:
 # --- Azure's part of the world (see world.py) ---------------------------------------------------------------
 
 def empty_state() -> dict[str, Any]:
-    return {
-        "arm": {},  # lower-cased resource id -> record (see arm.py)
-        "operations": {},  # operation id -> operation
-        "role_assignments": {},  # lower-cased assignment name -> record
-        "directory": {name: {} for name in directory.COLLECTIONS},
-    }
+    return {**arm_state.empty_state(), **directory.empty_state()}
 
 
 def seed(world: World) -> None:
@@ -70,3 +77,7 @@ def restore(world: World) -> None:
 def configure(world: World, values: dict[str, Any]) -> None:
     if values.get("dicom_sp") is not None:
         directory.ensure_dicom_sp(world, bool(values["dicom_sp"]))
+
+
+def settle(world: World) -> None:
+    arm_state.settle(world)

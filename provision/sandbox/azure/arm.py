@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..routing import Call, Handler, PatternRoute, Router, base_url, json_response
 from ..tokens import TokenError, bearer_token
-from . import throttling
+from . import arm_state, throttling
 
 if TYPE_CHECKING:
     from ..tokens import TokenSigner
@@ -190,7 +190,7 @@ def rg_not_found(rg: str) -> ArmError:
 
 
 def require_rg(world: World, sub: str, rg: str) -> dict[str, Any]:
-    record = world.arm_get(rg_id(sub, rg))
+    record = arm_state.get(world, rg_id(sub, rg))
     if record is None:
         raise rg_not_found(rg)
     return record

@@ -49,6 +49,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..clock import iso
 from ..tokens import TokenError, bearer_token
+from . import arm_state, directory
 from .authorization import BUILTIN_ROLES
 from .authorization import _covers as covers  # one definition of 'this scope includes that resource'
 from .health_data_services import DICOM_AUDIENCES, DICOM_TYPE
@@ -129,7 +130,7 @@ def tag_of(path: str) -> str | None:
 def find_service(world: World, label: str) -> dict[str, Any] | None:
     """The DICOM service whose URL label is `{workspace}-{dicom}` and that has finished provisioning."""
     wanted = label.lower()
-    for record in world.arm.values():
+    for record in arm_state.records(world).values():
         if record.get("type", "").lower() != DICOM_TYPE.lower() or not record.get("_ready"):
             continue
         if f"{record['workspace']}-{record['name']}".lower() == wanted:
@@ -150,7 +151,7 @@ def principal_ids(world: World, object_id: str) -> set[str]:
     """The principal and the groups it belongs to (groups list members as ids under `members`)."""
     oid = object_id.lower()
     ids = {oid}
-    for group in world.collection("groups").values():
+    for group in directory.collection(world, "groups").values():
         members = {str(m).lower() for m in group.get("members", []) or []}
         if oid in members:
             ids.add(str(group["id"]).lower())
@@ -161,7 +162,7 @@ def granted_data_actions(world: World, resource_id: str, object_id: str) -> list
     """Data actions (patterns) the principal holds on the resource through role assignments."""
     who = principal_ids(world, object_id)
     patterns: list[str] = []
-    for assignment in world.role_assignments.values():
+    for assignment in arm_state.role_assignments(world).values():
         if assignment["principalId"].lower() not in who or not covers(assignment["scope"], resource_id):
             continue
         role = BUILTIN_ROLES.get(assignment["roleDefinition"].lower())
@@ -287,7 +288,8 @@ class OrthancPool:
         """Remove the storage of DICOM services that no longer exist (deleted through ARM)."""
         if not self.root.is_dir():
             return
-        live = {storage_key(r) for r in world.arm.values() if r.get("type", "").lower() == DICOM_TYPE.lower()}
+        live = {storage_key(r) for r in arm_state.records(world).values()
+                if r.get("type", "").lower() == DICOM_TYPE.lower()}
         for child in self.root.iterdir():
             if child.is_dir() and child.name not in live and child.name not in self._running:
                 shutil.rmtree(child, ignore_errors=True)

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ..routing import base_url, json_response
+from . import directory
 from .directory import DICOM_APP_ID, GRAPH_APP_ID, find_sp_by_app_id
 
 if TYPE_CHECKING:
@@ -208,7 +209,7 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
                 "The request body must contain the following parameter: 'client_id'.",
             )
         ident = world.identity
-        known_apps = {a["appId"].lower() for a in world.collection("applications").values()}
+        known_apps = {a["appId"].lower() for a in directory.collection(world, "applications").values()}
         if client_id.lower() not in known_apps:
             return aad_error(
                 request, 400, "unauthorized_client", 700016,
@@ -292,7 +293,7 @@ def _audience(world: World, resource: str) -> str | None:
         return resource
     if bare in DICOM_RESOURCES:
         return resource if find_sp_by_app_id(world, DICOM_APP_ID) is not None else None
-    for app in world.collection("applications").values():
+    for app in directory.collection(world, "applications").values():
         if bare == app["appId"].lower() or bare in (u.rstrip("/").lower() for u in app.get("identifierUris", [])):
             return resource
     return None
