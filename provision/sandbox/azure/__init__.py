@@ -16,7 +16,6 @@ from . import (
     arm,
     arm_state,
     authorization,
-    dicomweb,
     directory,
     entra,
     graph,
@@ -25,6 +24,7 @@ from . import (
     signin,
     throttling,
 )
+from .dicom import endpoint as dicom
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -41,7 +41,7 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
         *entra.routes(world, signer),
         *arm.routes(world, signer, providers),
         *graph.routes(world, signer),
-        *dicomweb.routes(world, signer),  # each DICOM service's serviceUrl, forwarded to an Orthanc per service
+        *dicom.routes(world, signer),  # each DICOM service's serviceUrl, forwarded to an Orthanc per service
     ]
 
 
@@ -52,7 +52,7 @@ def control_routes(world: World) -> list[BaseRoute]:
 
 def shutdown(world: World) -> None:
     """Stop the Orthancs behind the DICOM services."""
-    dicomweb.shutdown(world)
+    dicom.shutdown(world)
 
 
 # --- Azure's part of the world (see world.py) ---------------------------------------------------------------

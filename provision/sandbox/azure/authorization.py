@@ -100,7 +100,7 @@ def _scope_key(scope: str) -> str:
     return scope.rstrip("/").lower()
 
 
-def _covers(outer: str, inner: str) -> bool:
+def covers(outer: str, inner: str) -> bool:
     """True when `outer` is `inner` or an ancestor scope of it."""
     o, i = _scope_key(outer), _scope_key(inner)
     return i == o or i.startswith(o + "/")
@@ -365,8 +365,8 @@ async def list_assignments(call: Call) -> Response:
             raise ArmError(400, "BadRequest", f"The filter '{name}' is not supported.")
     items = []
     for ra in arm_state.role_assignments(world).values():
-        above_or_at = _covers(ra["scope"], scope)
-        below = _covers(scope, ra["scope"]) and not above_or_at
+        above_or_at = covers(ra["scope"], scope)
+        below = covers(scope, ra["scope"]) and not above_or_at
         if not (above_or_at or (below and not at_scope)):
             continue
         if principal is not None and ra["principalId"] != principal:
