@@ -202,7 +202,7 @@ def sandbox_credentials(info: Any) -> Any:
     """
     from google.oauth2.credentials import Credentials
 
-    from provision.sandbox.gcp.healthcare import adc_info
+    from provision.sandbox.gcp.oauth import adc_info
 
     adc = adc_info(info)
     return Credentials(

@@ -94,7 +94,7 @@ def test_a_target_without_a_sandbox_package_is_skipped() -> None:
 def test_google_token_path_is_googles_whatever_the_mount_order(tmp_path: Path, google_first: bool) -> None:
     """Entra's `{tenant}` segment takes only what can name a tenant, so `/google/oauth2/token` is never Entra's."""
     from provision.sandbox import server
-    from provision.sandbox.gcp.healthcare import adc_info
+    from provision.sandbox.gcp.oauth import adc_info
     from provision.sandbox.tokens import TokenSigner
     from provision.sandbox.world import World
 

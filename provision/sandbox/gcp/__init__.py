@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import healthcare
+from . import healthcare, oauth
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
-    return healthcare.routes(world, signer)
+    return [*oauth.routes(world, signer), *healthcare.routes(world, signer)]
 
 
 def control_routes(world: World) -> list[BaseRoute]:
