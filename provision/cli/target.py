@@ -140,7 +140,7 @@ def connection_of(info: SandboxInfo | None, ca_bundle: Path | None = None) -> Co
     """What targets get to know of the sandbox: plain data (no target imports the sandbox)."""
     if info is None:
         return Connection(ca_bundle=ca_bundle)
-    from provision.sandbox.gcp import adc_info
+    from provision.sandbox.gcp.oauth import adc_info
 
     endpoints = SandboxEndpoints(
         url=info.url, ca_bundle=Path(info.ca_bundle), tenant_id=info.tenant_id,

@@ -1,7 +1,8 @@
-"""A local HTTPS emulator of Azure Resource Manager, Microsoft Graph and Entra ID.
+"""A local HTTPS emulator of the clouds the tool provisions: Azure (Entra ID, Microsoft Graph, Resource Manager,
+the DICOM data plane) in `azure/`, Google Cloud (OAuth, Cloud Healthcare) in `gcp/`.
 
-The real Azure SDKs talk to it unmodified (TLS verification on, with the sandbox's own CA). See
-docs/sandbox.md for what it emulates, how to configure each SDK, and the `/_sandbox/...` control API.
+The real SDKs talk to it unmodified (TLS verification on, with the sandbox's own CA). See docs/sandbox.md for
+what it emulates, how to configure each SDK, the package layout, and the `/_sandbox/...` control API.
 
     with start_sandbox(tmp_path, lro_seconds=0.5) as sb:
         info = sb.info          # url, ca_bundle, tenant_id, subscription_id, client_id, client_secret, ...

@@ -23,7 +23,6 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import directory
 from .routing import json_response
 from .world import World
 
@@ -141,7 +140,7 @@ def fault_response(rule: FaultRule, request: Request, world: World) -> Response:
     content_type = "application/json; charset=utf-8"
     if body is None:
         if family == "graph":
-            from .graph import graph_error_body, graph_headers
+            from .azure.graph import graph_error_body, graph_headers
 
             code, message = {
                 429: ("Request_ThrottledTemporarily",
@@ -296,8 +295,7 @@ def routes(world: World, state: ControlState) -> list[BaseRoute]:
             return json_response({"error": str(exc)}, 400)
         if unknown:
             return json_response({"error": f"unknown config keys: {', '.join(sorted(unknown))}"}, 400)
-        if data.get("dicom_sp") is not None:
-            directory.ensure_dicom_sp(world, bool(data["dicom_sp"]))
+        world.configured(data)
         if "fault_seed" in data:
             state.rng.seed(world.config.fault_seed)
         world.save_if_dirty()

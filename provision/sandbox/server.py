@@ -3,52 +3,49 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
 
-from . import arm, authorization, control, dicomweb, entra, gcp, graph, healthcare, resources, signin, throttling
+from provision.registry import TARGETS
+
+from . import control
 from .info import INFO_FILE, SandboxInfo
 from .tokens import TokenSigner, ensure_tls
 from .world import Config, World
 
 STARTUP_TIMEOUT = 15.0
 
-
-class _AzureResourceManager:
-    """ARM with its resource providers, seen as one API module."""
-
-    @staticmethod
-    def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
-        providers = [*resources.arm_routes(), *healthcare.arm_routes(), *authorization.arm_routes()]
-        return arm.routes(world, signer, providers)
+# The registered targets (provision.registry): each whose cloud the sandbox emulates has a subpackage
+# `provision.sandbox.<name>` that exposes `routes(world, signer) -> list[BaseRoute]` and, optionally,
+# `control_routes(world) -> list[BaseRoute]` (mounted under /_sandbox, outside log/faults/latency) and
+# `shutdown(world)` (when the sandbox stops). A target without a sandbox subpackage is skipped.
+EMULATED_TARGETS = tuple(TARGETS)
 
 
-# Every emulated API. A module exposes `routes(world, signer) -> list[BaseRoute]` and, optionally,
-# `control_routes(world) -> list[BaseRoute]` (mounted under /_sandbox, outside log/faults/latency).
-# Adding a cloud API is one line here.
-API_MODULES: tuple[Any, ...] = (
-    gcp,  # first: its /google/oauth2/token would otherwise match Entra's /{tenant}/oauth2/token
-    signin,  # before entra: answers the browser's side of the login paths, delegates the rest to entra
-    entra,
-    _AzureResourceManager,
-    graph,
-    dicomweb,  # each DICOM service's serviceUrl, forwarded to an Orthanc per service
-    throttling,  # no routes of its own (ARM's front door calls it); /_sandbox/throttling switches it on
-)
+def emulated_targets(names: Iterable[str] = EMULATED_TARGETS) -> list[ModuleType]:
+    """The sandbox subpackages of the named targets, in that order (mount order does not matter)."""
+    found = []
+    for name in names:
+        module = f"{__package__}.{name}"
+        if importlib.util.find_spec(module) is not None:
+            found.append(importlib.import_module(module))
+    return found
 
 
-def build_app(world: World, signer: TokenSigner, state: control.ControlState | None = None) -> control.SandboxApp:
+def build_app(world: World, signer: TokenSigner, targets: Sequence[ModuleType],
+              state: control.ControlState | None = None) -> control.SandboxApp:
     state = state or control.ControlState(seed=world.config.fault_seed)
-    api = Starlette(routes=[r for m in API_MODULES for r in m.routes(world, signer)])
-    extra_control = [r for m in API_MODULES if hasattr(m, "control_routes") for r in m.control_routes(world)]
+    api = Starlette(routes=[r for t in targets for r in t.routes(world, signer)])
+    extra_control = [r for t in targets if hasattr(t, "control_routes") for r in t.control_routes(world)]
     ctl = Starlette(routes=[*control.routes(world, state), *extra_control])
     return control.SandboxApp(api, ctl, world, state)
 
@@ -63,10 +60,11 @@ class RunningSandbox:
     """A sandbox served by uvicorn on its own event loop in a background thread."""
 
     def __init__(self, info: SandboxInfo, world: World, app: control.SandboxApp, server: Any,
-                 thread: threading.Thread) -> None:
+                 thread: threading.Thread, targets: Sequence[ModuleType]) -> None:
         self.info = info
         self.world = world
         self.app = app
+        self.targets = targets
         self._server = server
         self._thread = thread
 
@@ -87,9 +85,9 @@ class RunningSandbox:
         if self._thread.is_alive():  # pragma: no cover - stubborn keep-alive connections
             self._server.force_exit = True
             self._thread.join(timeout)
-        for module in API_MODULES:  # processes an API module started (dicomweb's Orthancs)
-            if hasattr(module, "shutdown"):
-                module.shutdown(self.world)
+        for target in self.targets:  # processes a target started (the Orthancs behind Azure's DICOM services)
+            if hasattr(target, "shutdown"):
+                target.shutdown(self.world)
         self.world.save_if_dirty()
 
     def wait(self) -> None:
@@ -151,8 +149,9 @@ def start_sandbox(
                     principal_delay_strict=principal_delay_strict, dicom_sp=dicom_sp, fault_seed=fault_seed)
     tls = ensure_tls(state_path)
     signer = TokenSigner.load_or_create(state_path)
-    world = World(state_path, config)
-    app = build_app(world, signer)
+    targets = emulated_targets()
+    world = World(state_path, config, targets=targets)
+    app = build_app(world, signer, targets)
 
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -210,4 +209,4 @@ def start_sandbox(
         state_dir=str(state_path),
     )
     _write_info(state_path / INFO_FILE, info)
-    return RunningSandbox(info, world, app, server, thread)
+    return RunningSandbox(info, world, app, server, thread, targets)

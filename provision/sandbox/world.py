@@ -1,9 +1,18 @@
 """The sandbox's world: everything the emulated clouds hold, persisted as one JSON file.
 
+The world knows no target: each target's sandbox package (`provision.sandbox.<target>`) given to `World`
+keeps its own top-level keys of `world.state` and may define, as module-level functions, the hooks the world
+calls on it:
+
+- `empty_state() -> dict`: its keys, empty (for a new world, a reset, and defaults under a loaded state);
+- `seed(world)`: fill a new or reset world (e.g. Azure's tenant: its applications, users, groups);
+- `restore(world)`: after a state file was loaded (fill in what older files lack, apply the config);
+- `configure(world, values)`: after `POST /_sandbox/config` applied `values` to `world.config`;
+- `settle(world)`: before every API request, catch up with the time (e.g. finish due long-running operations,
+  which are time-based: each records when it ends and what it does then, as data, so it survives a restart).
+
 All mutation happens on the server's event loop (handlers do not await between reading and writing the
-world), so no locking is needed. Long-running operations are time-based: each operation records when it
-ends and what it does then (data, so it survives a restart); `settle()` applies the due ones and is called
-before every API request.
+world), so no locking is needed.
 """
 
 from __future__ import annotations
@@ -14,13 +23,10 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from . import directory
 
 WORLD_FILE = "world.json"
 STATE_VERSION = 1
@@ -87,39 +93,43 @@ class Identity:
         )
 
 
-def iso(ts: float) -> str:
-    """ISO 8601 UTC with 7 fractional digits, the way Azure prints times."""
-    dt = datetime.fromtimestamp(ts, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0Z"
-
-
-def _empty_state() -> dict[str, Any]:
-    return {
-        "arm": {},  # lower-cased resource id -> record (see arm.py)
-        "operations": {},  # operation id -> operation
-        "role_assignments": {},  # lower-cased assignment name -> record
-        "directory": {name: {} for name in directory.COLLECTIONS},
-    }
-
-
 class World:
-    def __init__(self, state_dir: Path, config: Config | None = None, clock: Callable[[], float] = time.time):
+    def __init__(self, state_dir: Path, config: Config | None = None, clock: Callable[[], float] = time.time,
+                 targets: Iterable[object] = ()):
         self.state_dir = state_dir
         self.config = config or Config()
         self.clock = clock
+        self._targets = tuple(targets)
         self._path = state_dir / WORLD_FILE
         self._dirty = False
         loaded = self._load()
         if loaded is None:
             self.identity = Identity.generate()
-            self.state = _empty_state()
-            directory.seed(self, dicom_sp=self.config.dicom_sp is not False)
+            self.state = self._empty_state()
+            self._call("seed")
             self._dirty = True
         else:
             self.identity, self.state = loaded
-            if self.config.dicom_sp is not None:
-                directory.ensure_dicom_sp(self, self.config.dicom_sp)
+            self._call("restore")
         self.save_if_dirty()
+
+    # --- the targets' parts ------------------------------------------------------------------------
+    def _hooks(self, name: str) -> list[Callable[..., Any]]:
+        return [getattr(t, name) for t in self._targets if hasattr(t, name)]
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for function in self._hooks(hook):
+            function(self, *args)
+
+    def _empty_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for empty_state in self._hooks("empty_state"):
+            state.update(empty_state())
+        return state
+
+    def configured(self, values: dict[str, Any]) -> None:
+        """Tell the targets that `values` were applied to `config` (e.g. Azure's DICOM principal comes or goes)."""
+        self._call("configure", values)
 
     # --- persistence -------------------------------------------------------------------------------
     def _load(self) -> tuple[Identity, dict[str, Any]] | None:
@@ -129,10 +139,8 @@ class World:
             return None
         if raw.get("version") != STATE_VERSION:
             raise ValueError(f"{self._path}: unsupported sandbox state version {raw.get('version')!r}")
-        state = _empty_state()
+        state = self._empty_state()
         state.update(raw.get("state", {}))
-        for name in directory.COLLECTIONS:
-            state["directory"].setdefault(name, {})
         return Identity(**raw["identity"]), state
 
     def mark_dirty(self) -> None:
@@ -153,152 +161,21 @@ class World:
 
     def reset(self) -> None:
         """Forget every resource and directory object; keep tenant, subscription and credentials."""
-        self.state = _empty_state()
-        directory.seed(self, dicom_sp=self.config.dicom_sp is not False)
+        self.state = self._empty_state()
+        self._call("seed")
         self.mark_dirty()
 
     # --- time --------------------------------------------------------------------------------------
     def now(self) -> float:
         return self.clock()
 
-    # --- ARM resources ----------------------------------------------------------------------------
-    @property
-    def arm(self) -> dict[str, dict[str, Any]]:
-        return self.state["arm"]
-
-    def arm_get(self, resource_id: str) -> dict[str, Any] | None:
-        return self.arm.get(resource_id.lower())
-
-    def arm_put(self, record: dict[str, Any]) -> None:
-        self.arm[record["id"].lower()] = record
-        self.mark_dirty()
-
-    def arm_children(self, parent_id: str, type_: str) -> list[dict[str, Any]]:
-        """Direct and indirect resources of `type_` under `parent_id`, in creation order."""
-        prefix = parent_id.lower() + "/"
-        return [r for k, r in self.arm.items() if k.startswith(prefix) and r["type"].lower() == type_.lower()]
-
-    def arm_delete_tree(self, resource_id: str) -> None:
-        """Delete a resource, everything under it, and the role assignments scoped to any of them."""
-        key = resource_id.lower()
-        prefix = key + "/"
-        for k in [k for k in self.arm if k == key or k.startswith(prefix)]:
-            del self.arm[k]
-        assignments = self.state["role_assignments"]
-        for name in [
-            n for n, ra in assignments.items() if ra["scope"].lower() == key or ra["scope"].lower().startswith(prefix)
-        ]:
-            del assignments[name]
-        self.mark_dirty()
-
-    # --- long-running operations -------------------------------------------------------------------
-    @property
-    def operations(self) -> dict[str, dict[str, Any]]:
-        return self.state["operations"]
-
-    def start_operation(
-        self,
-        *,
-        name: str,
-        target: str,
-        location: str,
-        effect: str,
-        duration: float | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Record an operation that ends `duration` seconds from now (default: config.lro_seconds).
-
-        `effect` is applied when it ends: "succeed" sets the target's provisioningState to Succeeded,
-        "delete" removes the target and everything under it.
-        """
-        now = self.now()
-        op = {
-            "id": str(uuid.uuid4()),
-            "name": name,
-            "target": target,
-            "location": location,
-            "effect": effect,
-            "start": now,
-            "end": now + (self.config.lro_seconds if duration is None else duration),
-            "done": False,
-            **(extra or {}),
-        }
-        self.operations[op["id"]] = op
-        self._prune_operations()
-        self.mark_dirty()
-        return op
-
-    def _prune_operations(self, keep: int = 500) -> None:
-        if len(self.operations) > keep:
-            finished = sorted((o for o in self.operations.values() if o["done"]), key=lambda o: o["end"])
-            for op in finished[: len(self.operations) - keep]:
-                del self.operations[op["id"]]
-
-    def operation_status(self, op: dict[str, Any]) -> str:
-        return "Succeeded" if op["done"] or self.now() >= op["end"] else "Running"
-
     def settle(self) -> None:
-        """Apply the effects of every operation whose time has come (oldest first)."""
-        now = self.now()
-        due = [op for op in self.operations.values() if not op["done"] and op["end"] <= now]
-        for op in sorted(due, key=lambda o: o["end"]):
-            op["done"] = True
-            record = self.arm_get(op["target"])
-            if op["effect"] == "delete":
-                if record is not None:
-                    self.arm_delete_tree(op["target"])
-            elif op["effect"] == "succeed" and record is not None and record.get("_op") == op["id"]:
-                record["properties"]["provisioningState"] = "Succeeded"
-                record["_ready"] = True
-                record.pop("_op", None)
-            self.mark_dirty()
-
-    def pending_operation(self, resource_id: str) -> dict[str, Any] | None:
-        record = self.arm_get(resource_id)
-        op_id = record.get("_op") if record else None
-        return self.operations.get(op_id) if op_id else None
-
-    def begin_delete(self, record: dict[str, Any]) -> dict[str, Any]:
-        """The record's delete operation: a repeated DELETE joins the running one instead of starting another."""
-        op = self.pending_operation(record["id"])
-        if op is None or op["effect"] != "delete":
-            op = self.start_operation(name=record["name"], target=record["id"], location=record["location"],
-                                      effect="delete")
-            record["properties"]["provisioningState"] = "Deleting"
-            record["_op"] = op["id"]
-            self.arm_put(record)
-        return op
-
-    # --- role assignments --------------------------------------------------------------------------
-    @property
-    def role_assignments(self) -> dict[str, dict[str, Any]]:
-        return self.state["role_assignments"]
-
-    # --- directory ---------------------------------------------------------------------------------
-    def collection(self, name: str) -> dict[str, dict[str, Any]]:
-        return self.state["directory"][name]
-
-    def principal(self, object_id: str) -> tuple[str, dict[str, Any]] | None:
-        """(principalType, object) of a user, group or service principal with this object id."""
-        oid = object_id.lower()
-        for coll, ptype in (("users", "User"), ("groups", "Group"), ("servicePrincipals", "ServicePrincipal")):
-            obj = self.collection(coll).get(oid)
-            if obj is not None:
-                return ptype, obj
-        return None
-
-    def directory_objects(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        for coll in directory.COLLECTIONS:
-            for obj in self.collection(coll).values():
-                yield coll, obj
+        """Let the targets catch up with the time before an API request (e.g. finish due ARM operations)."""
+        self._call("settle")
 
     def snapshot(self) -> dict[str, Any]:
         """A deep copy of the state (for debugging and tests)."""
         return copy.deepcopy(self.state)
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-__all__ = ["Config", "Identity", "World", "iso", "new_id"]
+__all__ = ["Config", "Identity", "World"]

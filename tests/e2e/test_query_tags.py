@@ -13,7 +13,7 @@ from conftest import PLAYBOOK, Deployment
 
 from provision.azure.resources.query_tags import DicomDataPlane, ExtendedQueryTags, QueryTag, normalise, plan_changes
 from provision.errors import PlanError
-from provision.sandbox.authorization import DICOM_DATA_OWNER
+from provision.sandbox.azure.authorization import DICOM_DATA_OWNER
 
 MODEL = QueryTag("00081090", "Series")
 SEX = QueryTag("00100040", "Study", vr="CS")

@@ -14,8 +14,8 @@ import pytest
 from conftest import Deployment
 from e2e_http import DICOM_AUDIENCE, app_token, authority_base, client, pkce_pair, user_token
 
-from provision.sandbox.directory import ALICE_ID
-from provision.sandbox.signin import half_hash, pkce_matches, redirect_platform, split_scopes
+from provision.sandbox.azure.directory import ALICE_ID
+from provision.sandbox.azure.signin import half_hash, pkce_matches, redirect_platform, split_scopes
 
 
 def test_pkce_s256() -> None:

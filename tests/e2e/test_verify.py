@@ -10,7 +10,7 @@ from typing import Any
 
 from conftest import PLAYBOOK, Deployment
 
-from provision.sandbox.directory import ALICE_ID
+from provision.sandbox.azure.directory import ALICE_ID
 
 
 def verify(deployment: Deployment, *args: str, plan: Path = PLAYBOOK) -> tuple[int, dict[str, Any]]:

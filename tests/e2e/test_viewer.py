@@ -22,7 +22,7 @@ from conftest import STUDY_DESCRIPTION, Deployment
 from e2e_browser import CHROMIUM_FLAGS, chromium_path, trusted_home
 from e2e_viewer import ViewerServer, ohif_dist
 
-from provision.sandbox.directory import ALICE_ID
+from provision.sandbox.azure.directory import ALICE_ID
 
 pytestmark = pytest.mark.slow
 

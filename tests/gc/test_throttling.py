@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from provision.sandbox.throttling import AZURE_LIMITS, ArmThrottle, Limit, TokenBucket, kind_of
+from provision.sandbox.azure.throttling import AZURE_LIMITS, ArmThrottle, Limit, TokenBucket, kind_of
 
 
 def test_bucket_starts_full_refills_at_its_rate_and_caps_at_its_burst() -> None:

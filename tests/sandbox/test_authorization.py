@@ -9,8 +9,8 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from provision.sandbox import SandboxInfo
-from provision.sandbox.authorization import DICOM_DATA_OWNER, DICOM_DATA_READER, OWNER, assignment_name
-from provision.sandbox.directory import ALICE_ID, BOB_ID, DICOM_READERS_GROUP_ID
+from provision.sandbox.azure.authorization import DICOM_DATA_OWNER, DICOM_DATA_READER, OWNER, assignment_name
+from provision.sandbox.azure.directory import ALICE_ID, BOB_ID, DICOM_READERS_GROUP_ID
 
 ROLE_IDS = {
     "Owner": OWNER,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jwt
@@ -9,6 +10,7 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
 from provision.sandbox import SandboxInfo
+from provision.sandbox.azure.entra import TenantConvertor
 
 from .conftest import ARM_SCOPE, GRAPH_SCOPE, make_credential, token
 
@@ -106,6 +108,31 @@ def test_unknown_tenant(http: Any) -> None:
     response = http.get("/11111111-2222-3333-4444-555555555555/v2.0/.well-known/openid-configuration")
     assert response.status_code == 400
     assert response.json()["error_codes"] == [90002]
+
+
+@pytest.mark.parametrize(
+    ("segment", "is_tenant"),
+    [
+        ("11111111-2222-3333-4444-555555555555", True),
+        ("11111111-2222-3333-4444-55555555555A", True),
+        ("common", True),
+        ("Organizations", True),
+        ("consumers", True),
+        ("contoso.onmicrosoft.com", True),
+        ("xn--bcher-kva.example", True),
+        ("google", False),  # Google's /google/oauth2/token shares the shape of Entra's v1 token path
+        ("v1.0", False),  # Microsoft Graph's root: a dot, but no domain name
+        ("11111111-2222-3333-4444", False),
+        ("_sandbox", False),
+        ("", False),
+    ],
+)
+def test_tenant_segment(segment: str, is_tenant: bool) -> None:
+    assert (re.fullmatch(TenantConvertor.regex, segment) is not None) is is_tenant
+
+
+def test_a_segment_that_cannot_be_a_tenant_is_not_entras(http: Any) -> None:
+    assert http.post("/google/oauth2/v2.0/token", data={"grant_type": "client_credentials"}).status_code == 404
 
 
 def test_tenant_domain_and_instance_discovery(http: Any, info: SandboxInfo) -> None:

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from provision.sandbox import SandboxInfo
-from provision.sandbox.authorization import DICOM_DATA_READER
-from provision.sandbox.directory import ALICE_ID
+from provision.sandbox.azure.authorization import DICOM_DATA_READER
+from provision.sandbox.azure.directory import ALICE_ID
 
 SPECS = Path(__file__).parent / "specs" / "azure"
 SWAGGERS = [

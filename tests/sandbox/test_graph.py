@@ -17,7 +17,7 @@ from msgraph.generated.models.spa_application import SpaApplication
 from msgraph.generated.models.web_application import WebApplication
 
 from provision.sandbox import SandboxInfo
-from provision.sandbox.directory import ALICE_ID, BOB_ID, DICOM_APP_ID, DICOM_READERS_GROUP_ID, DICOM_SCOPE_ID
+from provision.sandbox.azure.directory import ALICE_ID, BOB_ID, DICOM_APP_ID, DICOM_READERS_GROUP_ID, DICOM_SCOPE_ID
 
 REDIRECTS = ["https://viewer.example.com/callback", "http://localhost:3000/callback", "https://b.example.com/cb"]
 

@@ -10,8 +10,8 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.mgmt.healthcareapis.models import CorsConfiguration, DicomService, Workspace
 
 from provision.sandbox import SandboxInfo
-from provision.sandbox.arm import ArmError
-from provision.sandbox.healthcare import (
+from provision.sandbox.azure.arm import ArmError
+from provision.sandbox.azure.health_data_services import (
     validate_cors,
     validate_dicom_name,
     validate_identity,

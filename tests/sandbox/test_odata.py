@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from provision.sandbox.odata import ODataError, parse_filter, reorder, reorder_deep, select
+from provision.sandbox.azure.odata import ODataError, parse_filter, reorder, reorder_deep, select
 
 APPS = [
     {"id": "1", "appId": "A-1", "displayName": "Viewer", "identifierUris": ["api://viewer"], "tags": []},

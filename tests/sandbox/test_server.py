@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -9,8 +10,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 
 from provision.errors import ConfigurationError
@@ -79,6 +82,45 @@ def test_reset_keeps_identity_and_clears_resources(clean_sandbox: Any, sandbox_c
     sandbox_control.reset()
     assert rc.resource_groups.check_existence("rg-gone") is False  # the cached token still works
     assert SandboxInfo.load(info.state_dir) == info
+
+
+def test_a_target_without_a_sandbox_package_is_skipped() -> None:
+    from provision.sandbox import azure, gcp, server
+
+    assert server.emulated_targets(("orthanc", "gcp", "azure")) == [gcp, azure]
+
+
+@pytest.mark.parametrize("google_first", [True, False], ids=["google-first", "google-last"])
+def test_google_token_path_is_googles_whatever_the_mount_order(tmp_path: Path, google_first: bool) -> None:
+    """Entra's `{tenant}` segment takes only what can name a tenant, so `/google/oauth2/token` is never Entra's."""
+    from provision.sandbox import server
+    from provision.sandbox.gcp.oauth import adc_info
+    from provision.sandbox.tokens import TokenSigner
+    from provision.sandbox.world import World
+
+    targets = server.emulated_targets(("gcp", "azure") if google_first else ("azure", "gcp"))
+    world = World(tmp_path, targets=targets)
+    ident = world.identity
+    adc = adc_info(SimpleNamespace(url="https://testserver", client_id=ident.client_id,
+                                   client_secret=ident.client_secret))
+    app = server.build_app(world, TokenSigner.load_or_create(tmp_path), targets)
+
+    async def exchange() -> tuple[httpx.Response, ...]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="https://testserver") as client:
+            google = await client.post("/google/oauth2/token", data={
+                "grant_type": "refresh_token", **{k: adc[k] for k in ("client_id", "client_secret", "refresh_token")}})
+            refused = await client.post("/google/oauth2/token", data={"grant_type": "client_credentials"})
+            entra = await client.post(f"/{ident.tenant_id}/oauth2/v2.0/token", data={
+                "grant_type": "client_credentials", "client_id": ident.client_id,
+                "client_secret": ident.client_secret, "scope": "https://management.azure.com/.default"})
+            return google, refused, entra
+
+    google, refused, entra = asyncio.run(exchange())
+    assert google.status_code == 200, google.text
+    assert google.json()["access_token"].startswith("ya29.")
+    assert refused.json() == {"error": "unsupported_grant_type",
+                              "error_description": "Invalid grant_type: client_credentials"}  # Google's, not AADSTS
+    assert entra.status_code == 200, entra.text
 
 
 def test_cli_serve_prints_one_json_line(tmp_path: Path) -> None:

@@ -19,12 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..clock import iso
+from ..routing import BodyError, Call, Router, json_response
+from ..tokens import TokenError, TokenSigner, bearer_token
+from ..world import World
 from . import directory
 from .entra import GRAPH_RESOURCES
 from .odata import ODataError, parse_filter, reorder, reorder_deep, select
-from .routing import BodyError, Call, Router, json_response
-from .tokens import TokenError, TokenSigner, bearer_token
-from .world import World, iso
 
 GRAPH_AUDIENCES = (*GRAPH_RESOURCES, "https://graph.microsoft.com/")
 CONTENT_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -241,7 +242,7 @@ def _unquote(value: str) -> str:
 
 def _find(world: World, collection: str, prop: str, value: str) -> dict[str, Any] | None:
     v = value.lower()
-    return next((o for o in world.collection(collection).values()
+    return next((o for o in directory.collection(world, collection).values()
                  if isinstance(o.get(prop), str) and o[prop].lower() == v), None)
 
 
@@ -254,7 +255,7 @@ def _application(call: Call) -> tuple[dict[str, Any] | None, str]:
     if "appId" in p:
         key = _unquote(p["appId"])
         return _find(world, "applications", "appId", key), f"appId='{key}'"
-    return world.collection("applications").get(p["id"].lower()), p["id"]
+    return directory.collection(world, "applications").get(p["id"].lower()), p["id"]
 
 
 def _create_application(call: Call, body: dict[str, Any], *, unique_name: str | None = None) -> Response:
@@ -272,7 +273,7 @@ def _create_application(call: Call, body: dict[str, Any], *, unique_name: str | 
     app = directory.new_application(body, object_id=str(uuid.uuid4()), app_id=str(uuid.uuid4()), created=iso(now),
                                     created_ts=now, domain=world.identity.domain)
     validate_application(app)
-    world.collection("applications")[app["id"]] = app
+    directory.collection(world, "applications")[app["id"]] = app
     world.mark_dirty()
     return entity_response(call, "applications", app, 201, location_header(call, app["id"], "Application"))
 
@@ -296,7 +297,7 @@ def _update_application(call: Call, app: dict[str, Any], body: dict[str, Any]) -
 
 
 async def list_applications(call: Call) -> Response:
-    return list_response(call, "applications", list(call.world.collection("applications").values()))
+    return list_response(call, "applications", list(directory.collection(call.world, "applications").values()))
 
 
 async def create_application(call: Call) -> Response:
@@ -329,7 +330,7 @@ async def delete_application(call: Call) -> Response:
     sp = directory.find_sp_by_app_id(world, app["appId"])
     if sp is not None:
         directory.delete_service_principal(world, sp["id"])
-    del world.collection("applications")[app["id"]]
+    del directory.collection(world, "applications")[app["id"]]
     world.mark_dirty()
     return no_content(call)
 
@@ -341,11 +342,12 @@ def _service_principal(call: Call) -> tuple[dict[str, Any] | None, str]:
         key = _unquote(call.params["appId"])
         return directory.find_sp_by_app_id(call.world, key), f"appId='{key}'"
     oid = call.params["id"]
-    return call.world.collection("servicePrincipals").get(oid.lower()), oid
+    return directory.collection(call.world, "servicePrincipals").get(oid.lower()), oid
 
 
 async def list_service_principals(call: Call) -> Response:
-    return list_response(call, "servicePrincipals", list(call.world.collection("servicePrincipals").values()))
+    sps = directory.collection(call.world, "servicePrincipals")
+    return list_response(call, "servicePrincipals", list(sps.values()))
 
 
 async def create_service_principal(call: Call) -> Response:
@@ -375,7 +377,7 @@ async def create_service_principal(call: Call) -> Response:
                          "reference a valid application object.")
     extra = {k: v for k, v in body.items() if k not in ("appId", "id")}
     directory.merge_patch(sp, extra)
-    world.collection("servicePrincipals")[sp["id"]] = sp
+    directory.collection(world, "servicePrincipals")[sp["id"]] = sp
     world.mark_dirty()
     return entity_response(call, "servicePrincipals", sp, 201, location_header(call, sp["id"], "ServicePrincipal"))
 
@@ -412,12 +414,12 @@ async def delete_service_principal(call: Call) -> Response:
 # --- users and groups -----------------------------------------------------------------------------------------
 
 async def list_users(call: Call) -> Response:
-    return list_response(call, "users", list(call.world.collection("users").values()))
+    return list_response(call, "users", list(directory.collection(call.world, "users").values()))
 
 
 async def get_user(call: Call) -> Response:
     key = call.params["idOrUpn"]
-    users = call.world.collection("users")
+    users = directory.collection(call.world, "users")
     user = users.get(key.lower()) or _find(call.world, "users", "userPrincipalName", key)
     if user is None:
         raise not_found(key)
@@ -425,11 +427,11 @@ async def get_user(call: Call) -> Response:
 
 
 async def list_groups(call: Call) -> Response:
-    return list_response(call, "groups", list(call.world.collection("groups").values()))
+    return list_response(call, "groups", list(directory.collection(call.world, "groups").values()))
 
 
 async def get_group(call: Call) -> Response:
-    group = call.world.collection("groups").get(call.params["id"].lower())
+    group = directory.collection(call.world, "groups").get(call.params["id"].lower())
     if group is None:
         raise not_found(call.params["id"])
     return entity_response(call, "groups", group)
@@ -437,7 +439,7 @@ async def get_group(call: Call) -> Response:
 
 async def get_directory_object(call: Call) -> Response:
     oid = call.params["id"].lower()
-    for coll, obj in call.world.directory_objects():
+    for coll, obj in directory.directory_objects(call.world):
         if coll in ODATA_TYPE and obj["id"] == oid:
             body = {"@odata.context": f"{call.base}/v1.0/$metadata#directoryObjects/$entity",
                     "@odata.type": ODATA_TYPE[coll], **reorder_deep(select(public(obj),
@@ -470,7 +472,8 @@ def grant_id(client_id: str, resource_id: str, principal_id: str | None) -> str:
 
 
 async def list_grants(call: Call) -> Response:
-    return list_response(call, "oauth2PermissionGrants", list(call.world.collection("oauth2PermissionGrants").values()))
+    grants = directory.collection(call.world, "oauth2PermissionGrants")
+    return list_response(call, "oauth2PermissionGrants", list(grants.values()))
 
 
 async def create_grant(call: Call) -> Response:
@@ -481,7 +484,7 @@ async def create_grant(call: Call) -> Response:
         if key not in allowed:
             raise GraphError(400, "Request_BadRequest",
                              f"Property '{key}' does not exist as a declared property or extension property.")
-    sps = world.collection("servicePrincipals")
+    sps = directory.collection(world, "servicePrincipals")
     for prop in ("clientId", "resourceId"):
         if not isinstance(body.get(prop), str) or body[prop].lower() not in sps:
             raise bad_value(prop, "OAuth2PermissionGrant")
@@ -491,7 +494,7 @@ async def create_grant(call: Call) -> Response:
         if principal is not None:
             raise bad_value("principalId", "OAuth2PermissionGrant")
     elif consent == "Principal":
-        if not isinstance(principal, str) or principal.lower() not in world.collection("users"):
+        if not isinstance(principal, str) or principal.lower() not in directory.collection(world, "users"):
             raise bad_value("principalId", "OAuth2PermissionGrant")
     else:
         raise bad_value("consentType", "OAuth2PermissionGrant")
@@ -500,7 +503,7 @@ async def create_grant(call: Call) -> Response:
         raise bad_value("scope", "OAuth2PermissionGrant")
     client, resource = body["clientId"].lower(), body["resourceId"].lower()
     gid = grant_id(client, resource, principal.lower() if principal else None)
-    grants = world.collection("oauth2PermissionGrants")
+    grants = directory.collection(world, "oauth2PermissionGrants")
     if gid in grants:
         raise GraphError(409, "Request_MultipleObjectsWithSameKeyValue", "Permission entry already exists.")
     grant = {"clientId": client, "consentType": consent, "id": gid,
@@ -512,7 +515,7 @@ async def create_grant(call: Call) -> Response:
 
 
 def _grant(call: Call) -> dict[str, Any]:
-    grant = call.world.collection("oauth2PermissionGrants").get(call.params["id"])
+    grant = directory.collection(call.world, "oauth2PermissionGrants").get(call.params["id"])
     if grant is None:
         raise not_found(call.params["id"])
     return grant
@@ -538,7 +541,7 @@ async def patch_grant(call: Call) -> Response:
 
 async def delete_grant(call: Call) -> Response:
     grant = _grant(call)
-    del call.world.collection("oauth2PermissionGrants")[grant["id"]]
+    del directory.collection(call.world, "oauth2PermissionGrants")[grant["id"]]
     call.world.mark_dirty()
     return no_content(call)
 

@@ -53,14 +53,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import entra
+from ..routing import base_url, json_response
+from ..tokens import TokenError
+from . import directory, entra
 from .directory import DICOM_APP_ID, GRAPH_APP_ID, find_sp_by_app_id
-from .routing import base_url, json_response
-from .tokens import TokenError
 
 if TYPE_CHECKING:
-    from .tokens import TokenSigner
-    from .world import World
+    from ..tokens import TokenSigner
+    from ..world import World
 
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 CODE_LIFETIME = 600
@@ -225,7 +225,7 @@ class SignIn:
 
     def application(self, client_id: str) -> dict[str, Any]:
         wanted = client_id.lower()
-        for app in self.world.collection("applications").values():
+        for app in directory.collection(self.world, "applications").values():
             if app["appId"].lower() == wanted:
                 return app
         raise SignInError(700016, "unauthorized_client",
@@ -236,7 +236,7 @@ class SignIn:
 
     def user(self, hint: str) -> dict[str, Any] | None:
         wanted = hint.strip().lower()
-        for user in self.world.collection("users").values():
+        for user in directory.collection(self.world, "users").values():
             if wanted in (user["id"].lower(), user["userPrincipalName"].lower(), str(user.get("mail") or "").lower()):
                 return user
         return None
@@ -301,7 +301,7 @@ class SignIn:
         client_sp = find_sp_by_app_id(self.world, app["appId"])
         granted: set[str] = set()
         if client_sp is not None:
-            for grant in self.world.collection("oauth2PermissionGrants").values():
+            for grant in directory.collection(self.world, "oauth2PermissionGrants").values():
                 if grant["clientId"].lower() != client_sp["id"].lower():
                     continue
                 if grant["resourceId"].lower() != resource_sp["id"].lower():
@@ -414,7 +414,7 @@ class SignIn:
             claims = self.signer.verify(cookie, audiences=(SESSION_AUDIENCE,), tenant_id=self.world.identity.tenant_id)
         except TokenError:
             return None
-        return self.world.collection("users").get(str(claims.get("oid", "")).lower())
+        return directory.collection(self.world, "users").get(str(claims.get("oid", "")).lower())
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -434,11 +434,11 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
     """Mounted before `entra.routes`: the paths they share are answered here and delegated there."""
     service = SignIn(world, signer)
     inner = entra.routes(world, signer)
-    discovery_v2 = _endpoint(inner, "/{tenant}/v2.0/.well-known/openid-configuration")
-    discovery_v1 = _endpoint(inner, "/{tenant}/.well-known/openid-configuration")
-    keys_v2 = _endpoint(inner, "/{tenant}/discovery/v2.0/keys")
-    keys_v1 = _endpoint(inner, "/{tenant}/discovery/keys")
-    client_credentials = _endpoint(inner, "/{tenant}/oauth2/v2.0/token")
+    discovery_v2 = _endpoint(inner, f"/{entra.TENANT}/v2.0/.well-known/openid-configuration")
+    discovery_v1 = _endpoint(inner, f"/{entra.TENANT}/.well-known/openid-configuration")
+    keys_v2 = _endpoint(inner, f"/{entra.TENANT}/discovery/v2.0/keys")
+    keys_v1 = _endpoint(inner, f"/{entra.TENANT}/discovery/keys")
+    client_credentials = _endpoint(inner, f"/{entra.TENANT}/oauth2/v2.0/token")
 
     def public(endpoint: Endpoint) -> Endpoint:
         async def wrapped(request: Request) -> Response:
@@ -525,7 +525,7 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
             if prompt == "none":
                 return fail(SignInError(50058, "login_required", "A silent sign-in request was sent but no user "
                                         "is signed in."))
-            users = sorted(world.collection("users").values(), key=lambda u: u["userPrincipalName"])
+            users = sorted(directory.collection(world, "users").values(), key=lambda u: u["userPrincipalName"])
             base_params = {k: v for k, v in params.items() if k not in ("login_hint", "prompt")}
             path = request.url.path
             page = account_page(users, lambda upn: f"{path}?{urlencode({**base_params, 'login_hint': upn})}",
@@ -618,7 +618,7 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
                     raise SignInError(501481, "invalid_grant", "The Code_Verifier does not match the "
                                       "code_challenge supplied in the authorization request.")
                 store.pop(key, None)  # a code is redeemed once
-            user = world.collection("users").get(grant.user_id)
+            user = directory.collection(world, "users").get(grant.user_id)
             if user is None:
                 raise SignInError(50034, "invalid_grant", "The user account does not exist any more.")
         except SignInError as error:
@@ -648,13 +648,13 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
         return response
 
     return [
-        Route("/{tenant}/oauth2/v2.0/authorize", authorize, methods=["GET", "POST"]),
-        Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
-        Route("/{tenant}/oauth2/v2.0/token", token_preflight, methods=["OPTIONS"]),
-        Route("/{tenant}/oauth2/v2.0/logout", logout, methods=["GET", "POST"]),
-        Route("/{tenant}/v2.0/.well-known/openid-configuration", public(discovery_v2), methods=["GET"]),
-        Route("/{tenant}/.well-known/openid-configuration", public(discovery_v1), methods=["GET"]),
-        Route("/{tenant}/discovery/v2.0/keys", public(keys_v2), methods=["GET"]),
-        Route("/{tenant}/discovery/keys", public(keys_v1), methods=["GET"]),
+        Route(f"/{entra.TENANT}/oauth2/v2.0/authorize", authorize, methods=["GET", "POST"]),
+        Route(f"/{entra.TENANT}/oauth2/v2.0/token", token, methods=["POST"]),
+        Route(f"/{entra.TENANT}/oauth2/v2.0/token", token_preflight, methods=["OPTIONS"]),
+        Route(f"/{entra.TENANT}/oauth2/v2.0/logout", logout, methods=["GET", "POST"]),
+        Route(f"/{entra.TENANT}/v2.0/.well-known/openid-configuration", public(discovery_v2), methods=["GET"]),
+        Route(f"/{entra.TENANT}/.well-known/openid-configuration", public(discovery_v1), methods=["GET"]),
+        Route(f"/{entra.TENANT}/discovery/v2.0/keys", public(keys_v2), methods=["GET"]),
+        Route(f"/{entra.TENANT}/discovery/keys", public(keys_v1), methods=["GET"]),
     ]
 

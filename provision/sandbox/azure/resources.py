@@ -8,6 +8,8 @@ from typing import Any
 
 from starlette.responses import Response
 
+from ..routing import BodyError, Call
+from . import arm_state
 from .arm import (
     ALL_REGIONS,
     ArmError,
@@ -20,7 +22,6 @@ from .arm import (
     rg_not_found,
     validate_tags,
 )
-from .routing import BodyError, Call
 
 RESOURCES_API_VERSIONS = (
     "2019-05-10", "2019-07-01", "2019-08-01", "2019-10-01", "2020-06-01", "2020-10-01", "2021-01-01",
@@ -83,7 +84,7 @@ def arm_routes() -> list[ArmRoute]:
         tags = validate_tags(body.get("tags"))
         world = call.world
         rid = rg_id(world.identity.subscription_id, name)
-        existing = world.arm_get(rid)
+        existing = arm_state.get(world, rid)
         if existing is not None:
             if existing["properties"]["provisioningState"] == "Deleting":
                 raise ArmError(409, "ResourceGroupBeingDeleted",
@@ -96,7 +97,7 @@ def arm_routes() -> list[ArmRoute]:
             existing["tags"] = tags
             if "managedBy" in body:
                 existing["managedBy"] = body["managedBy"]
-            world.arm_put(existing)
+            arm_state.put(world, existing)
             return arm_json(call, render_rg(existing), 200)
         record = {
             "id": rid,
@@ -107,12 +108,12 @@ def arm_routes() -> list[ArmRoute]:
             "managedBy": body.get("managedBy"),
             "properties": {"provisioningState": "Succeeded"},
         }
-        world.arm_put(record)
+        arm_state.put(world, record)
         return arm_json(call, render_rg(record), 201)
 
     def _get(call: Call) -> dict[str, Any]:
         name = call.params["resourceGroupName"]
-        record = call.world.arm_get(rg_id(call.world.identity.subscription_id, name))
+        record = arm_state.get(call.world, rg_id(call.world.identity.subscription_id, name))
         if record is None:
             raise rg_not_found(name)
         return record
@@ -134,33 +135,33 @@ def arm_routes() -> list[ArmRoute]:
             record["tags"] = validate_tags(body["tags"])
         if "managedBy" in body:
             record["managedBy"] = body["managedBy"]
-        call.world.arm_put(record)
+        arm_state.put(call.world, record)
         return arm_json(call, render_rg(record))
 
     async def delete_rg(call: Call) -> Response:
         record = _get(call)
-        op = call.world.begin_delete(record)
+        op = arm_state.begin_delete(call.world, record)
         return arm_empty(call, 202, {"Location": _op_location(call, op), **_retry_after(op, call.world.now())})
 
     async def get_operation_result(call: Call) -> Response:
         world = call.world
-        op = world.operations.get(call.params["operationId"])
+        op = arm_state.operations(world).get(call.params["operationId"])
         if op is None:
             raise ArmError(404, "NotFound",
                            f"The operation '{call.params['operationId']}' could not be found.")
-        if world.operation_status(op) == "Running":
+        if arm_state.operation_status(world, op) == "Running":
             return arm_empty(call, 202, {"Location": _op_location(call, op), **_retry_after(op, world.now())})
         return arm_empty(call, 200)
 
     async def list_rgs(call: Call) -> Response:
-        records = call.world.arm_children(f"/subscriptions/{call.world.identity.subscription_id}", RG_TYPE)
+        records = arm_state.children(call.world, f"/subscriptions/{call.world.identity.subscription_id}", RG_TYPE)
         return arm_json(call, {"value": [render_rg(r) for r in records]})
 
     async def list_rg_resources(call: Call) -> Response:
         rg = _get(call)
         items = [
             {k: r[k] for k in ("id", "name", "type", "location", "tags") if k in r}
-            for key, r in call.world.arm.items()
+            for key, r in arm_state.records(call.world).items()
             if key.startswith(rg["id"].lower() + "/")
         ]
         return arm_json(call, {"value": items})

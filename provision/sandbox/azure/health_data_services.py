@@ -1,4 +1,5 @@
-"""Microsoft.HealthcareApis 2024-03-31: workspaces and workspaces/dicomservices, as observed on the wire.
+"""Azure Health Data Services, the Microsoft.HealthcareApis ARM provider at 2024-03-31: workspaces and
+workspaces/dicomservices, as observed on the wire (Google's Cloud Healthcare API is `gcp/healthcare.py`).
 
 - Workspace PUT: 201 (or 200 on update) synchronously, `provisioningState: Succeeded`, no async header.
 - DICOM PUT: 201 `Creating` (200 `Updating` for a PUT on an existing service), `serviceUrl: ""` until the
@@ -20,7 +21,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from . import directory
+from ..clock import iso
+from ..routing import BodyError, Call
+from . import arm_state, directory
 from .arm import (
     HEALTHCARE_REGIONS,
     ArmError,
@@ -37,8 +40,6 @@ from .arm import (
     system_data,
     validate_tags,
 )
-from .routing import BodyError, Call
-from .world import iso
 
 NAMESPACE = "Microsoft.HealthcareApis"
 API_VERSIONS = ("2024-03-31",)
@@ -301,7 +302,7 @@ def _ids(call: Call) -> tuple[str, str, str]:
 def _get_workspace(call: Call) -> dict[str, Any]:
     sub, rg, ws = _ids(call)
     require_rg(call.world, sub, rg)
-    record = call.world.arm_get(workspace_id(sub, rg, ws))
+    record = arm_state.get(call.world, workspace_id(sub, rg, ws))
     if record is None:
         raise gateway_not_found(WORKSPACE_TYPE, ws, rg)
     return record
@@ -319,14 +320,14 @@ async def put_workspace(call: Call) -> Response:
     world = call.world
     rid = workspace_id(sub, rg, ws)
     now = iso(world.now())
-    existing = world.arm_get(rid)
+    existing = arm_state.get(world, rid)
     if existing is not None:
         if existing["location"] != location:
             raise _location_conflict(existing, str(body["location"]), rg)
         if existing["properties"]["provisioningState"] != "Succeeded":
             raise _busy(existing)
         existing.update(tags=tags, etag=new_etag(), systemData=system_data(call, existing, now))
-        world.arm_put(existing)
+        arm_state.put(world, existing)
         return _workspace_response(call, existing, 200)
     record = {
         "id": rid,
@@ -339,7 +340,7 @@ async def put_workspace(call: Call) -> Response:
         "systemData": system_data(call, None, now),
         "_ready": True,
     }
-    world.arm_put(record)
+    arm_state.put(world, record)
     return _workspace_response(call, record, 201)
 
 
@@ -357,7 +358,7 @@ async def patch_workspace(call: Call) -> Response:
     if "tags" in body:
         record["tags"] = validate_tags(body["tags"])
     record.update(etag=new_etag(), systemData=system_data(call, record, iso(call.world.now())))
-    call.world.arm_put(record)
+    arm_state.put(call.world, record)
     return _workspace_response(call, record, 200)
 
 
@@ -365,10 +366,10 @@ async def delete_workspace(call: Call) -> Response:
     sub, rg, ws = _ids(call)
     require_rg(call.world, sub, rg)
     world = call.world
-    record = world.arm_get(workspace_id(sub, rg, ws))
+    record = arm_state.get(world, workspace_id(sub, rg, ws))
     if record is None:
         return arm_empty(call, 204)
-    children = world.arm_children(record["id"], DICOM_TYPE)
+    children = arm_state.children(world, record["id"], DICOM_TYPE)
     if children:
         names = ", ".join(c["name"] for c in children)
         raise ArmError(409, "Conflict",  # wording unverified
@@ -378,7 +379,7 @@ async def delete_workspace(call: Call) -> Response:
 
 
 def _start_delete(call: Call, record: dict[str, Any]) -> Response:
-    op = call.world.begin_delete(record)
+    op = arm_state.begin_delete(call.world, record)
     url = async_operation_url(call, op, call.request.query_params["api-version"], NAMESPACE)
     location = url + "&operationResultResponseType=Location"
     return arm_empty(call, 202, {"Azure-AsyncOperation": url, "Location": location})
@@ -391,7 +392,7 @@ async def list_workspaces(call: Call) -> Response:
         parent = require_rg(world, call.params["subscriptionId"], rg)["id"]
     else:
         parent = f"/subscriptions/{world.identity.subscription_id}"
-    return arm_json(call, {"value": [render_workspace(r) for r in world.arm_children(parent, WORKSPACE_TYPE)]})
+    return arm_json(call, {"value": [render_workspace(r) for r in arm_state.children(world, parent, WORKSPACE_TYPE)]})
 
 
 def _dicom_ids(call: Call) -> tuple[str, str, str, str]:
@@ -403,10 +404,10 @@ def _get_dicom(call: Call) -> dict[str, Any]:
     sub, rg, ws, name = _dicom_ids(call)
     world = call.world
     require_rg(world, sub, rg)
-    if world.arm_get(workspace_id(sub, rg, ws)) is None:
+    if arm_state.get(world, workspace_id(sub, rg, ws)) is None:
         raise gateway_not_found(DICOM_TYPE.replace("/dicomservices", ""), f"{ws}/dicomservices/{name}", rg)
     rid = dicom_id(sub, rg, ws, name)
-    record = world.arm_get(rid)
+    record = arm_state.get(world, rid)
     if record is None:
         raise ArmError(404, "ResourceNotFound", f"The resource with identifier '{rid}' is not found.")
     return record
@@ -423,7 +424,7 @@ def _sync_managed_identity(call: Call, record: dict[str, Any]) -> None:
     identity = record.get("identity")
     wants = identity is not None and "SystemAssigned" in identity["type"]
     current = record.get("_mi_principal")
-    sps = world.collection("servicePrincipals")
+    sps = directory.collection(world, "servicePrincipals")
     if wants and current is None:
         oid = str(uuid.uuid4())
         now = world.now()
@@ -441,7 +442,7 @@ async def put_dicom(call: Call) -> Response:
     validate_dicom_name(name)
     world = call.world
     _writable_rg(call)
-    workspace = world.arm_get(workspace_id(sub, rg, ws))
+    workspace = arm_state.get(world, workspace_id(sub, rg, ws))
     if workspace is None:
         raise gateway_not_found(WORKSPACE_TYPE, ws, rg)
     body = await _body(call)
@@ -449,7 +450,7 @@ async def put_dicom(call: Call) -> Response:
     desired = validate_dicom_body(body)
     rid = dicom_id(sub, rg, ws, name)
     now = iso(world.now())
-    existing = world.arm_get(rid)
+    existing = arm_state.get(world, rid)
     api_version = call.request.query_params["api-version"]
     if existing is not None:
         if existing["location"] != location:
@@ -465,7 +466,7 @@ async def put_dicom(call: Call) -> Response:
         record = {"id": rid, "type": DICOM_TYPE, "name": name, "workspace": ws, "location": location,
                   "properties": {}, "_ready": False}
         status, state = 201, "Creating"
-    op = world.start_operation(name=name, target=rid, location=location, effect="succeed")
+    op = arm_state.start_operation(world, name=name, target=rid, location=location, effect="succeed")
     record.update(
         tags=desired["tags"],
         identity=desired["identity"],
@@ -481,7 +482,7 @@ async def put_dicom(call: Call) -> Response:
         "enableDataPartitions": desired["enableDataPartitions"],
     }
     _sync_managed_identity(call, record)
-    world.arm_put(record)
+    arm_state.put(world, record)
     url = async_operation_url(call, op, api_version, NAMESPACE)
     return _dicom_response(call, record, status, {"Azure-AsyncOperation": url})
 
@@ -501,7 +502,7 @@ async def patch_dicom(call: Call) -> Response:
         record["identity"] = validate_identity(body["identity"])
         _sync_managed_identity(call, record)
     record.update(etag=new_etag(), systemData=system_data(call, record, iso(call.world.now())))
-    call.world.arm_put(record)
+    arm_state.put(call.world, record)
     return _dicom_response(call, record, 200)
 
 
@@ -509,7 +510,7 @@ async def delete_dicom(call: Call) -> Response:
     sub, rg, ws, name = _dicom_ids(call)
     world = call.world
     require_rg(world, sub, rg)
-    record = world.arm_get(dicom_id(sub, rg, ws, name))
+    record = arm_state.get(world, dicom_id(sub, rg, ws, name))
     if record is None:
         return arm_empty(call, 204)
     if record.get("_mi_principal"):
@@ -521,21 +522,21 @@ async def list_dicom(call: Call) -> Response:
     sub, rg, ws = _ids(call)
     world = call.world
     require_rg(world, sub, rg)
-    workspace = world.arm_get(workspace_id(sub, rg, ws))
+    workspace = arm_state.get(world, workspace_id(sub, rg, ws))
     if workspace is None:
         raise gateway_not_found(WORKSPACE_TYPE, ws, rg)
     tenant = world.identity.tenant_id
-    items = [render_dicom(r, call.base, tenant) for r in world.arm_children(workspace["id"], DICOM_TYPE)]
+    items = [render_dicom(r, call.base, tenant) for r in arm_state.children(world, workspace["id"], DICOM_TYPE)]
     return arm_json(call, {"value": items})
 
 
 async def get_operation(call: Call) -> Response:
     world = call.world
     op_id = call.params["operationResultId"]
-    op = world.operations.get(op_id)
+    op = arm_state.operations(world).get(op_id)
     if op is None or op["location"] != call.params["locationName"].lower():
         raise ArmError(404, "NotFound", f"The operation result '{op_id}' could not be found.")
-    status = world.operation_status(op)
+    status = arm_state.operation_status(world, op)
     if call.query.get("operationresultresponsetype", "").lower() == "location":
         if status == "Running":
             url = async_operation_url(call, op, call.request.query_params["api-version"], NAMESPACE)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import copy
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..clock import iso
+
 if TYPE_CHECKING:
-    from .world import World
+    from ..world import World
 
 COLLECTIONS = ("applications", "servicePrincipals", "users", "groups", "oauth2PermissionGrants")
 
@@ -331,13 +334,11 @@ def group(id_: str, name: str, nickname: str, created: str, created_ts: float) -
 
 def seed(world: World, *, dicom_sp: bool) -> None:
     """Populate a fresh tenant: the sandbox's own app, Microsoft Graph, DICOM (optional), users, a group."""
-    from .world import iso
-
     ident = world.identity
     ts = world.now() - _SEED_AGE
     created = iso(ts)
-    apps = world.collection("applications")
-    sps = world.collection("servicePrincipals")
+    apps = collection(world, "applications")
+    sps = collection(world, "servicePrincipals")
     own_app = new_application(
         {"displayName": "provision-sandbox", "signInAudience": "AzureADMyOrg"},
         object_id=ident.app_object_id,
@@ -355,14 +356,39 @@ def seed(world: World, *, dicom_sp: bool) -> None:
     sps[graph_sp["id"]] = graph_sp
     if dicom_sp:
         ensure_dicom_sp(world, True, created_ts=ts)
-    users = world.collection("users")
+    users = collection(world, "users")
     for uid, given, surname in ((ALICE_ID, "Alice", "Smith"), (BOB_ID, "Bob", "Jones")):
         login = given.lower()
         users[uid] = user(uid, given, surname, f"{login}@{ident.domain}", f"{login}@contoso.com", ts)
-    world.collection("groups")[DICOM_READERS_GROUP_ID] = group(
+    collection(world, "groups")[DICOM_READERS_GROUP_ID] = group(
         DICOM_READERS_GROUP_ID, "DICOM Readers", "dicom-readers", created, ts
     )
     world.mark_dirty()
+
+
+def empty_state() -> dict[str, Any]:
+    return {"directory": {name: {} for name in COLLECTIONS}}
+
+
+def collection(world: World, name: str) -> dict[str, dict[str, Any]]:
+    return world.state["directory"][name]
+
+
+def principal(world: World, object_id: str) -> tuple[str, dict[str, Any]] | None:
+    """(principalType, object) of a user, group or service principal with this object id."""
+    oid = object_id.lower()
+    for coll, ptype in (("users", "User"), ("groups", "Group"), ("servicePrincipals", "ServicePrincipal")):
+        obj = collection(world, coll).get(oid)
+        if obj is not None:
+            return ptype, obj
+    return None
+
+
+def directory_objects(world: World) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(collection, object) for every object in the directory, collection by collection."""
+    for coll in COLLECTIONS:
+        for obj in collection(world, coll).values():
+            yield coll, obj
 
 
 def dicom_sp_object_id(tenant_id: str) -> str:
@@ -371,14 +397,12 @@ def dicom_sp_object_id(tenant_id: str) -> str:
 
 def find_sp_by_app_id(world: World, app_id: str) -> dict[str, Any] | None:
     app_id = app_id.lower()
-    return next((sp for sp in world.collection("servicePrincipals").values() if sp["appId"].lower() == app_id), None)
+    return next((sp for sp in collection(world, "servicePrincipals").values() if sp["appId"].lower() == app_id), None)
 
 
 def ensure_dicom_sp(world: World, present: bool, *, created_ts: float | None = None) -> None:
     """Make the first-party DICOM service principal present or absent (its grants go with it)."""
-    from .world import iso
-
-    sps = world.collection("servicePrincipals")
+    sps = collection(world, "servicePrincipals")
     existing = find_sp_by_app_id(world, DICOM_APP_ID)
     if present and existing is None:
         ts = world.now() - _SEED_AGE if created_ts is None else created_ts
@@ -392,8 +416,8 @@ def ensure_dicom_sp(world: World, present: bool, *, created_ts: float | None = N
 
 
 def delete_service_principal(world: World, object_id: str) -> None:
-    world.collection("servicePrincipals").pop(object_id, None)
-    grants = world.collection("oauth2PermissionGrants")
+    collection(world, "servicePrincipals").pop(object_id, None)
+    grants = collection(world, "oauth2PermissionGrants")
     for gid in [g for g, v in grants.items() if object_id in (v["clientId"], v["resourceId"])]:
         del grants[gid]
     world.mark_dirty()

@@ -8,9 +8,11 @@ from typing import Any
 
 from starlette.responses import Response
 
+from ..clock import iso
+from ..routing import BodyError, Call
+from ..world import World
+from . import arm_state, directory
 from .arm import ArmError, ArmRoute, arm_empty, arm_json, gateway_not_found, require_object, rg_not_found
-from .routing import BodyError, Call
-from .world import World, iso
 
 NAMESPACE = "Microsoft.Authorization"
 API_VERSIONS = (
@@ -81,11 +83,11 @@ def resolve_scope(world: World, scope: str) -> str:
     if parts[2].lower() != "resourcegroups" or len(parts) < 4:
         raise ArmError(400, "InvalidScope", f"The scope '{canonical}' is not valid.")
     rg = parts[3]
-    if world.arm_get("/".join(["", *parts[:4]])) is None:
+    if arm_state.get(world, "/".join(["", *parts[:4]])) is None:
         raise rg_not_found(rg)
     if len(parts) == 4:
         return canonical
-    if world.arm_get(canonical) is None:
+    if arm_state.get(world, canonical) is None:
         tail = parts[5:] if len(parts) > 5 and parts[4].lower() == "providers" else parts[4:]
         ns, rest = (tail[0], tail[1:]) if tail else ("", [])
         types = "/".join(rest[0::2])
@@ -98,7 +100,7 @@ def _scope_key(scope: str) -> str:
     return scope.rstrip("/").lower()
 
 
-def _covers(outer: str, inner: str) -> bool:
+def covers(outer: str, inner: str) -> bool:
     """True when `outer` is `inner` or an ancestor scope of it."""
     o, i = _scope_key(outer), _scope_key(inner)
     return i == o or i.startswith(o + "/")
@@ -225,7 +227,7 @@ def _principal_not_found(world: World, principal_id: str) -> ArmError:
 
 def check_principal(world: World, principal_id: str, principal_type: str | None) -> str:
     """The principal's type, after the replication-delay and type checks Azure makes."""
-    found = world.principal(principal_id)
+    found = directory.principal(world, principal_id)
     if found is None:
         raise _principal_not_found(world, principal_id)
     actual, obj = found
@@ -282,7 +284,7 @@ async def put_assignment(call: Call) -> Response:
         raise ArmError(400, "RoleDefinitionDoesNotExist",
                        f"The specified role definition with ID '{guid}' does not exist.")
     principal_id = props["principalId"].lower()
-    existing = world.role_assignments.get(name.lower())
+    existing = arm_state.role_assignments(world).get(name.lower())
     if existing is not None:
         same = (_scope_key(existing["scope"]) == _scope_key(scope) and existing["roleDefinition"] == guid
                 and existing["principalId"] == principal_id)
@@ -296,7 +298,7 @@ async def put_assignment(call: Call) -> Response:
             world.mark_dirty()
         return arm_json(call, render_assignment(world, existing), 201)
     ptype = check_principal(world, principal_id, props.get("principalType"))
-    for other in world.role_assignments.values():
+    for other in arm_state.role_assignments(world).values():
         if (_scope_key(other["scope"]) == _scope_key(scope) and other["roleDefinition"] == guid
                 and other["principalId"] == principal_id):
             raise ArmError(409, "RoleAssignmentExists",
@@ -319,13 +321,13 @@ async def put_assignment(call: Call) -> Response:
         "createdBy": actor,
         "updatedBy": actor,
     }
-    world.role_assignments[ra["name"]] = ra
+    arm_state.role_assignments(world)[ra["name"]] = ra
     world.mark_dirty()
     return arm_json(call, render_assignment(world, ra, created_by=False), 201)
 
 
 def _find_assignment(call: Call) -> dict[str, Any] | None:
-    ra = call.world.role_assignments.get(call.params["roleAssignmentName"].lower())
+    ra = arm_state.role_assignments(call.world).get(call.params["roleAssignmentName"].lower())
     if ra is None or _scope_key(ra["scope"]) != _scope_key("/" + call.params["scope"].strip("/")):
         return None
     return ra
@@ -344,7 +346,7 @@ async def delete_assignment(call: Call) -> Response:
     ra = _find_assignment(call)
     if ra is None:
         return arm_empty(call, 204)
-    del call.world.role_assignments[ra["name"]]
+    del arm_state.role_assignments(call.world)[ra["name"]]
     call.world.mark_dirty()
     return arm_json(call, render_assignment(call.world, ra))
 
@@ -362,9 +364,9 @@ async def list_assignments(call: Call) -> Response:
         else:
             raise ArmError(400, "BadRequest", f"The filter '{name}' is not supported.")
     items = []
-    for ra in world.role_assignments.values():
-        above_or_at = _covers(ra["scope"], scope)
-        below = _covers(scope, ra["scope"]) and not above_or_at
+    for ra in arm_state.role_assignments(world).values():
+        above_or_at = covers(ra["scope"], scope)
+        below = covers(scope, ra["scope"]) and not above_or_at
         if not (above_or_at or (below and not at_scope)):
             continue
         if principal is not None and ra["principalId"] != principal:

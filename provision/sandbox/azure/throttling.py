@@ -15,8 +15,8 @@ reaper and the tests of throttling turn it on, with Azure's limits or smaller on
 - `POST /_sandbox/throttling` `{enabled?, limits?: {kind: {burst?, rate?}}, defaults?: true}`: applies, refills
   the buckets and zeroes the counters; unknown keys are 400.
 
-Only ARM is throttled here (the front door calls `check`); Graph, Entra ID and Google answer 429 only through
-fault rules (`/_sandbox/faults`).
+Only ARM is throttled here: the front door calls `check`, which only decides, and words the 429 itself. Graph,
+Entra ID and Google answer 429 only through fault rules (`/_sandbox/faults`).
 """
 
 from __future__ import annotations
@@ -31,11 +31,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from .routing import json_response
+from ..routing import json_response
 
 if TYPE_CHECKING:
-    from .tokens import TokenSigner
-    from .world import World
+    from ..world import World
 
 KINDS = ("reads", "writes", "deletes")
 
@@ -170,30 +169,23 @@ def throttle_of(world: World) -> ArmThrottle:
     return throttle
 
 
-def check(world: World, request: Request, subscription: str | None) -> None:
-    """The ARM front door's hook: raise ARM's 429 when the subscription's bucket for this request is empty."""
-    from .arm import ArmError
+@dataclass(frozen=True)
+class Throttled:
+    """A refused request: which subscription and bucket, and the whole seconds to wait (for `Retry-After`)."""
 
+    subscription: str
+    kind: str
+    retry_after: int
+
+
+def check(world: World, request: Request, subscription: str | None) -> Throttled | None:
+    """The ARM front door's hook: None when the request may go ahead, else why not (ARM words the 429)."""
     sub = subscription or world.identity.subscription_id
     verdict = throttle_of(world).admit(sub, request.method, world.now())
     if verdict is None:
-        return
+        return None
     kind, wait = verdict
-    seconds = max(1, math.ceil(wait))
-    singular = kind[:-1]
-    raise ArmError(
-        429,
-        "SubscriptionRequestsThrottled",
-        f"Number of '{singular}' requests for subscription '{sub}' actor '{world.identity.sp_object_id}' exceeded. "
-        f"Please try again after '{seconds}' seconds after additional '{seconds}' requests. Please see "
-        "https://aka.ms/throttling for more information.",
-        headers={"Retry-After": str(seconds), f"x-ms-ratelimit-remaining-subscription-{kind}": "0"},
-    )
-
-
-def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
-    """No API of its own: ARM's front door calls `check`."""
-    return []
+    return Throttled(sub, kind, max(1, math.ceil(wait)))
 
 
 def control_routes(world: World) -> list[BaseRoute]:

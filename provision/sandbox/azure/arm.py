@@ -1,9 +1,9 @@
 """Azure Resource Manager front door: authentication, routing, api-version checks, ARM error bodies.
 
-Resource providers (`resources.py`, `healthcare.py`, `authorization.py`) contribute `ArmRoute`s; this module
-mounts them under `/subscriptions/...` and `/providers/...` and applies what the ARM gateway does before a
+Resource providers (`resources.py`, `health_data_services.py`, `authorization.py`) contribute `ArmRoute`s; this
+module mounts them under `/subscriptions/...` and `/providers/...` and applies what the ARM gateway does before a
 provider sees a request: bearer token for https://management.azure.com, route lookup (case-insensitive),
-`api-version` validation per resource type, subscription existence.
+`api-version` validation per resource type, subscription existence, throttling (decided by `throttling.py`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from . import throttling
-from .routing import Call, Handler, PatternRoute, Router, base_url, json_response
-from .tokens import TokenError, bearer_token
+from ..routing import Call, Handler, PatternRoute, Router, base_url, json_response
+from ..tokens import TokenError, bearer_token
+from . import arm_state, throttling
 
 if TYPE_CHECKING:
-    from .tokens import TokenSigner
-    from .world import World
+    from ..tokens import TokenSigner
+    from ..world import World
 
 ARM_AUDIENCES = (
     "https://management.azure.com",
@@ -190,7 +190,7 @@ def rg_not_found(rg: str) -> ArmError:
 
 
 def require_rg(world: World, sub: str, rg: str) -> dict[str, Any]:
-    record = world.arm_get(rg_id(sub, rg))
+    record = arm_state.get(world, rg_id(sub, rg))
     if record is None:
         raise rg_not_found(rg)
     return record
@@ -240,6 +240,19 @@ def _unknown_route(path: str, api_version: str | None) -> ArmError:
     return ArmError(404, "NotFound", f"The requested path '{path}' is not supported by the sandbox.")
 
 
+def _throttled(world: World, throttled: throttling.Throttled) -> ArmError:
+    """ARM's 429 for a request its subscription's bucket refused."""
+    seconds, kind = throttled.retry_after, throttled.kind
+    return ArmError(
+        429,
+        "SubscriptionRequestsThrottled",
+        f"Number of '{kind[:-1]}' requests for subscription '{throttled.subscription}' actor "
+        f"'{world.identity.sp_object_id}' exceeded. Please try again after '{seconds}' seconds after additional "
+        f"'{seconds}' requests. Please see https://aka.ms/throttling for more information.",
+        headers={"Retry-After": str(seconds), f"x-ms-ratelimit-remaining-subscription-{kind}": "0"},
+    )
+
+
 def check_api_version(route: ArmRoute, api_version: str | None) -> None:
     if not api_version:
         raise ArmError(400, "MissingApiVersionParameter",
@@ -281,7 +294,9 @@ def routes(world: World, signer: TokenSigner, arm_routes: Iterable[ArmRoute]) ->
             sub = params.get("subscriptionId")
             if sub is not None and sub.lower() != own_sub:
                 raise ArmError(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
-            throttling.check(world, request, sub)  # 429 when the subscription's bucket is empty (off by default)
+            throttled = throttling.check(world, request, sub)  # off by default
+            if throttled is not None:
+                raise _throttled(world, throttled)
             response = await handler(Call(request, params, world, signer, claims))
             if request.method == "HEAD" and "HEAD" not in route.handlers:
                 return Response(b"", status_code=response.status_code, headers=dict(response.headers))

@@ -13,16 +13,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..routing import base_url, json_response
+from . import directory
 from .directory import DICOM_APP_ID, GRAPH_APP_ID, find_sp_by_app_id
-from .routing import base_url, json_response
 
 if TYPE_CHECKING:
-    from .tokens import TokenSigner
-    from .world import World
+    from ..tokens import TokenSigner
+    from ..world import World
 
 ARM_RESOURCES = ("https://management.azure.com", "https://management.core.windows.net")
 GRAPH_RESOURCES = ("https://graph.microsoft.com", GRAPH_APP_ID)
@@ -39,6 +41,32 @@ SANDBOX_GRAPH_ROLES = [
 ]
 
 _NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
+
+
+class TenantConvertor(Convertor[str]):
+    """The `{tenant:tenant}` path segment: only what can name a tenant at login.microsoftonline.com.
+
+    A GUID, `common`, `organizations`, `consumers` (any case), or a domain name (labels separated by dots, the
+    last one starting with a letter, e.g. `contoso.onmicrosoft.com`). So Entra's `/{tenant}/oauth2/token` does
+    not swallow `/google/oauth2/token`, whatever order the APIs are mounted in.
+    """
+
+    regex = (
+        r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+        r"|(?i:common|organizations|consumers)"
+        r"|(?:[A-Za-z0-9-]+\.)+[A-Za-z][A-Za-z0-9-]*"
+    )
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("tenant", TenantConvertor())
+#: the tenant segment of a route path (see TenantConvertor)
+TENANT = "{tenant:tenant}"
 
 
 def _tenant_or_none(world: World, tenant: str) -> str | None:
@@ -181,7 +209,7 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
                 "The request body must contain the following parameter: 'client_id'.",
             )
         ident = world.identity
-        known_apps = {a["appId"].lower() for a in world.collection("applications").values()}
+        known_apps = {a["appId"].lower() for a in directory.collection(world, "applications").values()}
         if client_id.lower() not in known_apps:
             return aad_error(
                 request, 400, "unauthorized_client", 700016,
@@ -249,12 +277,12 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
 
     return [
         Route("/common/discovery/instance", discovery_instance, methods=["GET"]),
-        Route("/{tenant}/v2.0/.well-known/openid-configuration", oidc, methods=["GET"]),
-        Route("/{tenant}/.well-known/openid-configuration", oidc, methods=["GET"]),
-        Route("/{tenant}/discovery/v2.0/keys", keys, methods=["GET"]),
-        Route("/{tenant}/discovery/keys", keys, methods=["GET"]),
-        Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
-        Route("/{tenant}/oauth2/token", token, methods=["POST"]),
+        Route(f"/{TENANT}/v2.0/.well-known/openid-configuration", oidc, methods=["GET"]),
+        Route(f"/{TENANT}/.well-known/openid-configuration", oidc, methods=["GET"]),
+        Route(f"/{TENANT}/discovery/v2.0/keys", keys, methods=["GET"]),
+        Route(f"/{TENANT}/discovery/keys", keys, methods=["GET"]),
+        Route(f"/{TENANT}/oauth2/v2.0/token", token, methods=["POST"]),
+        Route(f"/{TENANT}/oauth2/token", token, methods=["POST"]),
     ]
 
 
@@ -265,7 +293,7 @@ def _audience(world: World, resource: str) -> str | None:
         return resource
     if bare in DICOM_RESOURCES:
         return resource if find_sp_by_app_id(world, DICOM_APP_ID) is not None else None
-    for app in world.collection("applications").values():
+    for app in directory.collection(world, "applications").values():
         if bare == app["appId"].lower() or bare in (u.rstrip("/").lower() for u in app.get("identifierUris", [])):
             return resource
     return None
