@@ -1,5 +1,5 @@
 # Two entry points, each does its own set-up on a fresh machine:
-#   make demo   runs the main job (Azure DICOM + OHIF) against the embedded sandbox, no cloud account needed
+#   make demo   runs the main job (Azure DICOM + OHIF) against the local sandbox, no cloud account needed
 #   make test   lint, type-check and run every test (this is what .ci/run calls)
 PYTHON ?= python3
 VENV   ?= .venv

@@ -27,10 +27,10 @@ fi
 echo "install-system-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 # The package lists may be stale or absent on a fresh machine; refresh them once.
-"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
 # --no-install-recommends keeps Chromium's footprint down (no fonts beyond the basics, no extra plugins);
 # the Debian orthanc package would start a system service, which a container has no init for: we never use it.
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 
 # The package's own service (if an init system started it) would hold port 8042 and /var/lib/orthanc;
 # the tests run their own Orthanc processes with their own ports and storage, so stop it where we can.

@@ -71,6 +71,19 @@ class Owner:
         return description == self.description()
 
 
+def owner_in_tags(tags: Mapping[str, str] | None) -> str | None:
+    """`plan P, env E` from ARM tags, or None when they carry no plan."""
+    tags = tags or {}
+    plan = tags.get(PLAN_TAG)
+    return f"plan {plan}, env {tags.get(ENV_TAG, '?')}" if plan else None
+
+
+def owner_in_graph_tags(tags: Iterable[str] | None) -> str | None:
+    """`plan P, env E` from Graph's `key:value` string tags, or None."""
+    values = dict(str(tag).partition(":")[::2] for tag in tags or ())
+    return owner_in_tags(values)
+
+
 def assignment_name(scope: str, principal_id: str, role_definition: str) -> str:
     """Deterministic role assignment name: the same grant always has the same name, so a retry never duplicates.
 

@@ -4,9 +4,10 @@ origins) are filled by `AzureSection.resolved`, so consumers read final values a
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Literal, Self
 
-from pydantic import ConfigDict, Discriminator, Field, Tag, WithJsonSchema, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, WithJsonSchema, field_validator, model_validator
 
 from provision.plan import validators as v
 from provision.plan.base import (
@@ -179,6 +180,8 @@ class AzureDicom(Model):
 
 
 _PRINCIPAL_KEYS = ("user", "group", "service_principal", "viewer_app")
+#: the data roles of Azure's DICOM service (facts/azure.md), known without asking Azure
+BUILTIN_DICOM_ROLES = ("DICOM Data Owner", "DICOM Data Reader")
 
 
 class AzureAccess(Model):
@@ -198,8 +201,21 @@ class AzureAccess(Model):
         default="DICOM Data Owner",
         min_length=1,
         max_length=512,
-        description='A built-in role name, e.g. "DICOM Data Owner" or "DICOM Data Reader".',
+        description='A built-in role name ("DICOM Data Owner", "DICOM Data Reader") or a custom role\'s name.',
     )
+
+    @field_validator("role")
+    @classmethod
+    def _known_role(cls, role: str) -> str:
+        """A built-in DICOM role by its exact name; a near miss of one is a typo, refused before any call
+        (a custom role's name is looked up in the subscription by plan, which writes nothing)."""
+        builtin = {name.casefold(): name for name in BUILTIN_DICOM_ROLES}
+        if role.casefold() in builtin:
+            return builtin[role.casefold()]
+        close = difflib.get_close_matches(role.casefold(), list(builtin), n=1, cutoff=0.8)
+        if close:
+            raise ValueError(f"unknown role {role!r}; did you mean {builtin[close[0]]!r}?")
+        return role
 
     @model_validator(mode="after")
     def _one_principal(self) -> Self:

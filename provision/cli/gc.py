@@ -101,7 +101,7 @@ def register(app: typer.Typer, targets: Sequence[Target]) -> None:
     def body(values: dict[str, Any]) -> None:
         text = values["output"] is OutputFormat.text
         older_than, env_prefix, plan, yes = values["older_than"], values["env_prefix"], values["plan"], values["yes"]
-        with user_errors():
+        with user_errors(json_output=not text):
             from provision.core.durations import parse_duration
             from provision.core.gc import collect
 

@@ -5,11 +5,15 @@ Cloud SDKs are imported only inside the commands that need them, so `provision -
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any
 
 import typer
+from typer._click import Context
+from typer._click.exceptions import UsageError  # typer vendors click (its `typer._click`)
+from typer.core import TyperGroup
 
 from provision import __version__
 from provision.cli.gc import register as register_gc
@@ -41,9 +45,35 @@ def schema() -> None:
         typer.echo(json.dumps(plan_json_schema(), indent=2))
 
 
+class ProvisionGroup(TyperGroup):
+    """The root command: a usage error (a bad flag, a value out of range) exits 1 like every other error.
+
+    click exits 2, which `plan --detailed-exitcode` uses for "changes present": a script could take a typo
+    for a plan with changes."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None,
+                     **extra: Any) -> Context:
+        with _usage_errors_exit_1():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: Context) -> Any:
+        with _usage_errors_exit_1():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_errors_exit_1() -> Iterator[None]:
+    try:
+        yield
+    except UsageError as error:
+        error.exit_code = 1  # this instance only, not the class
+        raise
+
+
 def build_app(registered: Sequence[Target]) -> typer.Typer:
     """The whole command line for these targets (the registry's, except in tests)."""
     cli = typer.Typer(
+        cls=ProvisionGroup,
         name="provision",
         help="Declarative, idempotent set-up of OHIF viewers against cloud DICOM archives.",
         no_args_is_help=True,

@@ -19,14 +19,26 @@ if TYPE_CHECKING:  # the engine (and asyncio) load only when a command runs: `pr
 
     from provision.core import Event, Plan, Step
     from provision.core.gc import GcResult
+    from provision.core.target import OhifResult
 
 SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "replace": ("-/+", "red"),
            "delete": ("-", "red"), "no-op": ("=", "dim")}
 
-# no markup: resource addresses such as `azure.role_assignment[alice:Owner]` look like rich tags;
-# soft wrap: CI logs are read as lines, not as an 80-column screen
-console = Console(highlight=False, markup=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+#: the width of tables when the output is not a terminal (a CI log, a pipe): long names are not cut at 80
+LOG_WIDTH = 240
+
+
+def _console(*, stderr: bool = False) -> Console:
+    """No markup: resource addresses such as `azure.role_assignment[alice:Owner]` look like rich tags;
+    soft wrap and a wide table width off a terminal: CI logs are read as lines, not as an 80-column screen."""
+    made = Console(stderr=stderr, highlight=False, markup=False, soft_wrap=True)
+    if not made.is_terminal:
+        made.width = LOG_WIDTH
+    return made
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def _value(value: Any) -> str:
@@ -170,6 +182,22 @@ class Progress:
         return table
 
 
+def print_ohif(result: OhifResult) -> None:
+    """The OHIF configuration for people: where the viewer signs in and which DICOMweb roots it reads."""
+    document = result.document
+    console.print(f"viewer: {result.viewer_url or '(ohif.viewer_url not set)'}", style="bold")
+    for oidc in document.get("oidc") or []:
+        console.print(f"  sign-in: {oidc.get('authority')} client {oidc.get('client_id')}")
+    if not document.get("oidc"):
+        console.print("  sign-in: none")
+    for source in document.get("dataSources") or []:
+        configuration = source.get("configuration") or {}
+        console.print(f"  data source {source.get('sourceName')} ({configuration.get('friendlyName')}): "
+                      f"{configuration.get('qidoRoot')}")
+    for note in result.notes:
+        console.print(note)
+
+
 # --- results of extra commands ------------------------------------------------------------------------------
 
 
@@ -291,25 +319,23 @@ def gc_heading(result: GcResult, older_than: str, env_prefix: str | None, plan: 
     return f"Environments older than {older_than}{filters} in {places}:"
 
 
-#: tables are read in CI logs: one line per environment rather than the 80 columns of a pipe
-_WIDE = None if console.is_terminal else 240
-
-
 def print_gc(result: GcResult, *, older_than: str, env_prefix: str | None, plan: str | None) -> None:
     selected = result.selection.selected
     younger = len(result.selection.skipped)
     if result.reports is None:
         console.print(gc_heading(result, older_than, env_prefix, plan), style="bold")
         if selected:
-            console.print(_table(result, with_outcome=False), width=_WIDE)
+            console.print(_table(result, with_outcome=False))
             count = sum(len(e.resources) for e in selected)
+            narrowed = env_prefix or plan
+            how = "--yes" if narrowed else "--yes and --env-prefix PREFIX (or --plan NAME, or --all-environments)"
             console.print(f"Dry run: {len(selected)} environment(s) ({count} resources) would be deleted. "
-                          "Re-run with --yes to delete them.", style="bold")
+                          f"Re-run with {how} to delete them.", style="bold")
         else:
             console.print("  none")
     else:
         if selected:
-            console.print(_table(result, with_outcome=True), width=_WIDE)
+            console.print(_table(result, with_outcome=True))
         else:
             console.print(gc_heading(result, older_than, env_prefix, plan), style="bold")
             console.print("  none")

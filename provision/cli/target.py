@@ -26,6 +26,7 @@ from provision.cli.render import (
     err_console,
     plan_document,
     print_json,
+    print_ohif,
     print_plan,
     render_result,
 )
@@ -52,7 +53,8 @@ SandboxOpt = Annotated[
     bool,
     typer.Option(
         "--sandbox",
-        help="Run against an embedded local sandbox (state kept in .provision/sandbox/) instead of the cloud.",
+        help="Run against the local sandbox instead of the cloud: starts it in the background on a stable port "
+        "(state in .provision/sandbox/) or reuses it; `provision sandbox down` stops it.",
     ),
 ]
 CaBundleOpt = Annotated[
@@ -64,7 +66,8 @@ AdoptOpt = Annotated[
 ]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Operations in flight at once.")]
 AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")]
-OutDirOpt = Annotated[Path, typer.Option("--out", help="Directory for ohif.json and app-config.js.")]
+OutDirOpt = Annotated[Path, typer.Option("--out", help="Directory for ohif.json and app-config.js "
+                                                      "(default: provision-out/TARGET).")]
 DetailedExitcodeOpt = Annotated[
     bool, typer.Option("--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would.")
 ]
@@ -80,11 +83,15 @@ def fail(error: ProvisionError) -> typer.Exit:
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn a ProvisionError into a message and an exit code; never a traceback."""
+def user_errors(*, json_output: bool = False) -> Iterator[None]:
+    """Turn a ProvisionError into a message and an exit code; never a traceback. With `json_output` the error
+    is also a JSON document on stdout (`{"error": {...}, "diagnostics": [{file, line, column, path, message}]}`),
+    so a pipe into jq sees it."""
     try:
         yield
     except ProvisionError as error:
+        if json_output:
+            print_json(error.document())
         raise fail(error) from None
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
@@ -92,15 +99,24 @@ def user_errors() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def sandbox_info(embedded: bool) -> Iterator[SandboxInfo | None]:
-    """The sandbox to talk to: embedded (--sandbox), a running one (PROVISION_SANDBOX), or none."""
-    if embedded:
-        from provision.sandbox import start_sandbox
-
-        with start_sandbox(SANDBOX_STATE) as running:
-            yield running.info
-        return
+def sandbox_info(local: bool) -> Iterator[SandboxInfo | None]:
+    """The sandbox to talk to: the persistent local one (--sandbox, started or reused), the one
+    PROVISION_SANDBOX describes, or none (the real cloud)."""
     pointer = os.environ.get("PROVISION_SANDBOX")
+    if local and pointer:
+        raise ConfigurationError(
+            f"--sandbox and PROVISION_SANDBOX={pointer} both name a sandbox",
+            hint="drop --sandbox to use the one PROVISION_SANDBOX describes, or unset PROVISION_SANDBOX",
+        )
+    if local:
+        from provision.sandbox.background import start
+
+        running = start(SANDBOX_STATE)
+        if running.started:
+            err_console.print(f"Started the local sandbox at {running.info.url} (state {SANDBOX_STATE}/; "
+                              "`provision sandbox down` stops it).")
+        yield running.info
+        return
     if pointer:
         from provision.sandbox import SandboxInfo
 
@@ -245,7 +261,7 @@ def make_target_app(target: Target) -> typer.Typer:
         detailed_exitcode: DetailedExitcodeOpt = False,
     ) -> None:
         """Read what exists and show what apply would change. Changes nothing."""
-        with user_errors(), sandbox_info(sandbox) as info:
+        with user_errors(json_output=output is OutputFormat.json), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
 
             async def work(session: TargetSession) -> EnginePlan:
@@ -270,11 +286,11 @@ def make_target_app(target: Target) -> typer.Typer:
         adopt: AdoptOpt = False,
         concurrency: ConcurrencyOpt = 8,
         auto_approve: AutoApproveOpt = False,
-        out: OutDirOpt = Path("provision-out"),
+        out: OutDirOpt = Path("provision-out") / name,
     ) -> None:
         """Show the plan, ask, make it real, then write the OHIF configuration to --out."""
         text = output is OutputFormat.text
-        with user_errors(), sandbox_info(sandbox) as info:
+        with user_errors(json_output=not text), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
             _json_needs_auto_approve(text, auto_approve)
             confirm = make_confirm(text=text, auto_approve=auto_approve)
@@ -301,7 +317,7 @@ def make_target_app(target: Target) -> typer.Typer:
     ) -> None:
         """Delete, in reverse order, what this plan owns; leave everything else alone."""
         text = output is OutputFormat.text
-        with user_errors(), sandbox_info(sandbox) as info:
+        with user_errors(json_output=not text), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
             _json_needs_auto_approve(text, auto_approve)
             confirm = make_confirm(text=text, auto_approve=auto_approve, destroy=True)
@@ -325,9 +341,12 @@ def make_target_app(target: Target) -> typer.Typer:
         sandbox: SandboxOpt = False,
         ca_bundle: CaBundleOpt = None,
         out: Annotated[Path | None, typer.Option("--out", help="Also write ohif.json and app-config.js here.")] = None,
+        output: Annotated[OutputFormat, typer.Option(
+            "--output", "-o", help="json: the ohif.json document (for machines); text: a summary for people.")
+        ] = OutputFormat.json,
     ) -> None:
         """Print the OHIF configuration (ohif.json) from the live state. Changes nothing in the cloud."""
-        with user_errors(), sandbox_info(sandbox) as info:
+        with user_errors(json_output=output is OutputFormat.json), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
 
             async def work(session: TargetSession) -> Any:
@@ -346,7 +365,10 @@ def make_target_app(target: Target) -> typer.Typer:
                 from provision.ohif.config import write_outputs
 
                 write_outputs(out, result.document, viewer_url=result.viewer_url)
-            print_json(result.document)
+            if output is OutputFormat.json:
+                print_json(result.document)
+            else:
+                print_ohif(result)
 
     for command in target.commands():
         app.command(command.name)(command_function(target, command))
@@ -454,7 +476,7 @@ def command_function(target: Target, command: Command) -> Callable[..., None]:
         text = values["output"] is OutputFormat.text
         plan_file: Path | None = values.get("plan_file")
         dry_run = bool(values.get("dry_run"))
-        with user_errors():
+        with user_errors(json_output=not text):
             if command.confirms and not dry_run:
                 _json_needs_auto_approve(text, bool(values.get("auto_approve")), dry_run_allowed=True)
             plan = load(plan_file, target.name) if plan_file is not None else None

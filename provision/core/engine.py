@@ -244,10 +244,9 @@ class Engine:
         step = Step(resource, action, actual, desired)
         if actual is not None and not resource.owned(actual):
             if not self.adopt:
-                step.blocked = (
-                    f"{resource.label} exists but does not carry this plan's ownership tags; "
-                    "re-run with --adopt to take it over"
-                )
+                owner = resource.owner_of(actual)
+                whose = f"belongs to {owner}, not to this plan" if owner else "carries no ownership tags of this plan"
+                step.blocked = f"{resource.label} exists but {whose}; re-run with --adopt to take it over"
             elif isinstance(action, NoOp):
                 # adopting means writing our ownership marks even when nothing else differs
                 step.action = Update()

@@ -109,3 +109,8 @@ class Resource(ABC):
     def owned(self, actual: dict[str, Any]) -> bool:
         """Whether the existing object belongs to this plan (ownership tags, natural key)."""
         return True
+
+    def owner_of(self, actual: dict[str, Any]) -> str | None:
+        """Whose ownership marks the existing object carries, for people ("plan ohif-demo, env pr-7"), or None
+        when it carries none."""
+        return None

@@ -36,7 +36,14 @@ from provision.gcp.iam import (
     merge_policy,
     nest_roles,
 )
-from provision.gcp.names import HealthcareName, carries_labels, created_labels, ownership_labels
+from provision.gcp.names import (
+    ENV_LABEL,
+    PLAN_LABEL,
+    HealthcareName,
+    carries_labels,
+    created_labels,
+    ownership_labels,
+)
 
 #: stores of other kinds a dataset can hold; any of them makes the dataset not ours to delete
 _OTHER_STORES = ("fhirStores", "hl7V2Stores", "consentStores")
@@ -249,6 +256,11 @@ class DicomStoreResource(Resource):
 
     def owned(self, actual: dict[str, Any]) -> bool:
         return carries_labels(actual.get("labels"), self.plan_name, self.env)
+
+    def owner_of(self, actual: dict[str, Any]) -> str | None:
+        labels = actual.get("labels") or {}
+        plan = labels.get(PLAN_LABEL)
+        return f"plan {plan}, env {labels.get(ENV_LABEL, '?')}" if plan else None
 
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -174,10 +174,19 @@ def _refuse_secrets(value: Any, path: str = "") -> None:
             _refuse_secrets(item, f"{path}{index}.")
 
 
-def write_atomically(path: Path, text: str) -> None:
+#: what a web server running as another user may read: the OHIF files hold no secret
+PUBLIC = 0o644
+#: the default for anything that could hold one
+PRIVATE = 0o600
+
+
+def write_atomically(path: Path, text: str, *, mode: int = PRIVATE) -> None:
+    """Write `text` to `path` through a temporary file in the same directory, then rename: a reader sees the
+    old or the new content, never half. The file gets `mode` (owner-only unless told otherwise)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(temp, path)
@@ -187,9 +196,10 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def write_outputs(out_dir: Path, document: Mapping[str, Any], *, viewer_url: str | None = None) -> list[Path]:
-    """Write `ohif.json` and `app-config.js` atomically; returns the paths written."""
+    """Write `ohif.json` and `app-config.js` atomically, readable by a web server (mode 0644: they hold no
+    secret); returns the paths written."""
     ohif_json = out_dir / "ohif.json"
     app_js = out_dir / "app-config.js"
-    write_atomically(ohif_json, json.dumps(document, indent=2) + "\n")
-    write_atomically(app_js, render_app_config_js(app_config(document, viewer_url=viewer_url)))
+    write_atomically(ohif_json, json.dumps(document, indent=2) + "\n", mode=PUBLIC)
+    write_atomically(app_js, render_app_config_js(app_config(document, viewer_url=viewer_url)), mode=PUBLIC)
     return [ohif_json, app_js]

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from provision.errors import PlanError
+from provision.errors import Diagnostic, PlanError
 from provision.plan.models import Plan, plan_model
 from provision.plan.names import fit_interpolated
 
@@ -374,11 +374,14 @@ def _validation_problems(exc: ValidationError, data: Any, index: _Converter) -> 
 def _raise(source: str, problems: list[_Problem]) -> typing.NoReturn:
     unique = sorted(set(problems), key=lambda p: (p.position, _show_path(p.path), p.message))
     lines = []
+    diagnostics = []
     for p in unique:
-        where = f"{source}:{p.position[0] + 1}:{p.position[1] + 1}"
+        line, column = p.position[0] + 1, p.position[1] + 1
+        where = f"{source}:{line}:{column}"
         lines.append(f"{where} {_show_path(p.path)}: {p.message}" if p.path else f"{where} {p.message}")
+        diagnostics.append(Diagnostic(source, line, column, _show_path(p.path), p.message))
     hint = unique[0].hint or GENERAL_HINT  # the first problem's own advice is the most useful
-    raise PlanError("\n".join(lines), hint=hint)
+    raise PlanError("\n".join(lines), hint=hint, diagnostics=tuple(diagnostics))
 
 
 # --- entry points ------------------------------------------------------------------------------------------------

@@ -163,8 +163,11 @@ def test_an_app_of_another_environment_is_not_taken_over(azure: Any) -> None:
     other = parse_plan(text, env={"PR_NUMBER": "6"})
 
     planned = azure.run(other, "plan")
-    blocked = {step.resource.address for step in planned.plan.blocked}
-    assert {"azure.app[ohif-viewer-pr-6]", "azure.resource_group[rg-ohif-pr-6]"} <= blocked
+    blocked = {step.resource.address: step.blocked for step in planned.plan.blocked}
+    assert {"azure.app[ohif-viewer-pr-6]", "azure.resource_group[rg-ohif-pr-6]"} <= set(blocked)
+    # the refusal says whose they are
+    assert "belongs to plan ohif-preview, env pr-6" in str(blocked["azure.app[ohif-viewer-pr-6]"])
+    assert "belongs to plan ohif-preview, env pr-6" in str(blocked["azure.resource_group[rg-ohif-pr-6]"])
 
     # and its destroy leaves the first environment's resources alone
     azure.run(other, "destroy")

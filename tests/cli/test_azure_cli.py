@@ -44,8 +44,11 @@ def test_plan_apply_output_destroy(clean_sandbox: Any, sandbox_control: Any, tmp
     assert applied.returncode == 0, applied.stderr
     document = json.loads(applied.stdout)
     assert sorted(step["action"] for step in document["applied"]) == ["create"] * 8
-    assert document["files"] == ["provision-out/ohif.json", "provision-out/app-config.js"]
-    written = json.loads((tmp_path / "provision-out" / "ohif.json").read_text())
+    # one folder per target; the files hold no secret and a web server under another user may read them
+    assert document["files"] == ["provision-out/azure/ohif.json", "provision-out/azure/app-config.js"]
+    for name in ("ohif.json", "app-config.js"):
+        assert (tmp_path / "provision-out" / "azure" / name).stat().st_mode & 0o777 == 0o644
+    written = json.loads((tmp_path / "provision-out" / "azure" / "ohif.json").read_text())
     assert written == document["ohif"]
     assert written["oidc"][0]["authority"] == f"{clean_sandbox.info.url}/{clean_sandbox.info.tenant_id}/v2.0/"
 
@@ -55,11 +58,15 @@ def test_plan_apply_output_destroy(clean_sandbox: Any, sandbox_control: Any, tmp
     assert "No changes." in again.stdout
     shown = provision(clean_sandbox, tmp_path, "azure", "output", PLAYBOOK)
     assert shown.returncode == 0 and json.loads(shown.stdout) == written
+    as_json = provision(clean_sandbox, tmp_path, "azure", "output", PLAYBOOK, "--output", "json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout) == written  # --output means the format everywhere
+    summary = provision(clean_sandbox, tmp_path, "azure", "output", PLAYBOOK, "--output", "text")
+    assert summary.returncode == 0 and "sign-in: " in summary.stdout and "/v2" in summary.stdout
     assert writes(sandbox_control) == []
 
-    for output in (planned, refused, applied, again, shown):
+    for output in (planned, refused, applied, again, shown, as_json, summary):
         assert secret not in output.stdout + output.stderr
-    for path in (tmp_path / "provision-out").iterdir():
+    for path in (tmp_path / "provision-out" / "azure").iterdir():
         assert secret not in path.read_text()
 
     destroyed = provision(clean_sandbox, tmp_path, "azure", "destroy", PLAYBOOK, "--auto-approve", "-o", "json")

@@ -12,3 +12,15 @@ def test_values_are_shown_as_plan_files_write_them() -> None:
     assert _value(["GET", True]) == '["GET", true]'
     assert _value({"allow": False}) == "{allow: false}"
     assert _value(UNKNOWN) == "(known after apply)"
+
+
+def test_off_a_terminal_tables_are_not_cut_at_80_columns(capsys: object) -> None:
+    """A CI log reads a check, a DICOM service URL or an environment's name on one line, whole."""
+    from provision.cli.render import print_checks
+    from provision.core.commands import Check, Checks
+
+    subject = "https://viewer.pr-1234.imaging.example.org:8443"
+    detail = "preflight 204, allowed origin https://viewer.pr-1234.imaging.example.org:8443, max age 1440"
+    print_checks(Checks([Check("CORS", subject, True, detail)]))
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert any(subject in line and detail in line for line in out.splitlines()), out

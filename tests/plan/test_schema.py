@@ -84,3 +84,16 @@ def test_loaded_playbooks_round_trip_through_the_schema(path: Path) -> None:
     dumped = plan.model_dump(mode="json", exclude_none=True)
     jsonschema.Draft202012Validator(plan_json_schema()).validate(dumped)
     assert parse_plan(json.dumps(dumped), env={}).model_dump() == plan.model_dump()
+
+
+def test_the_committed_schema_is_current_and_every_playbook_points_editors_at_it() -> None:
+    """docs/plan.schema.json is what `provision schema` prints (regenerate: `provision schema >
+    docs/plan.schema.json`), and each playbook's first line wires it into yaml-language-server."""
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    assert json.loads((repo / "docs/plan.schema.json").read_text()) == plan_json_schema()
+    for playbook in sorted((repo / "playbooks").glob("*.yaml")):
+        first = playbook.read_text().splitlines()[0]
+        assert first == "# yaml-language-server: $schema=../docs/plan.schema.json", playbook

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from provision.azure import normalise
-from provision.azure.ownership import CREATED_TAG
+from provision.azure.ownership import CREATED_TAG, owner_in_tags
 from provision.azure.resources.base import (
     CREATED_NOW,
     Azure,
@@ -28,6 +28,9 @@ class _TaggedArmResource(AzureResource):
 
     def owned(self, actual: dict[str, Any]) -> bool:
         return self.azure.owner.owns_tags(actual.get("tags"))
+
+    def owner_of(self, actual: dict[str, Any]) -> str | None:
+        return owner_in_tags(actual.get("tags"))
 
     def _create_tags(self, desired: Mapping[str, Any]) -> dict[str, str]:
         return {**desired["tags"], **self.azure.owner.created_tag()}

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from provision.azure import normalise
 from provision.azure.normalise import DICOM_API_APP_ID, DICOM_SCOPE, is_guid
+from provision.azure.ownership import owner_in_graph_tags
 from provision.azure.plan import AzureApp
 from provision.azure.resources.base import Azure, AzureResource, known, outputs_of
 from provision.azure.waiting import wait_gone
@@ -130,6 +131,9 @@ class Application(AzureResource):
     def owned(self, actual: dict[str, Any]) -> bool:
         return self.azure.owner.owns_graph_tags(actual.get("tags"))
 
+    def owner_of(self, actual: dict[str, Any]) -> str | None:
+        return owner_in_graph_tags(actual.get("tags"))
+
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
         return outputs_of(actual, "id", "app_id", "unique_name")
 
@@ -180,6 +184,9 @@ class AppPrincipal(AzureResource):
 
     def owned(self, actual: dict[str, Any]) -> bool:
         return self.azure.owner.owns_graph_tags(actual.get("tags"))
+
+    def owner_of(self, actual: dict[str, Any]) -> str | None:
+        return owner_in_graph_tags(actual.get("tags"))
 
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
         tags = actual.get("tags")
