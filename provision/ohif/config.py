@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from provision.core.files import PUBLIC, write_atomically
 
 DICOMWEB_NAMESPACE = "@ohif/extension-default.dataSourcesModule.dicomweb"
 GOOGLE_AUTHORITY = "https://accounts.google.com"
@@ -172,27 +172,6 @@ def _refuse_secrets(value: Any, path: str = "") -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _refuse_secrets(item, f"{path}{index}.")
-
-
-#: what a web server running as another user may read: the OHIF files hold no secret
-PUBLIC = 0o644
-#: the default for anything that could hold one
-PRIVATE = 0o600
-
-
-def write_atomically(path: Path, text: str, *, mode: int = PRIVATE) -> None:
-    """Write `text` to `path` through a temporary file in the same directory, then rename: a reader sees the
-    old or the new content, never half. The file gets `mode` (owner-only unless told otherwise)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def write_outputs(out_dir: Path, document: Mapping[str, Any], *, viewer_url: str | None = None) -> list[Path]:
