@@ -186,10 +186,14 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def write_outputs(out_dir: Path, document: Mapping[str, Any], *, viewer_url: str | None = None) -> list[Path]:
-    """Write `ohif.json` and `app-config.js` atomically; returns the paths written."""
+def write_outputs(out_dir: Path, document: Mapping[str, Any], *, viewer_url: str | None = None,
+                  config: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write `ohif.json` and `app-config.js` (`config`, else one built around `document`) atomically; returns the
+    paths written."""
     ohif_json = out_dir / "ohif.json"
     app_js = out_dir / "app-config.js"
+    if config is not None:
+        _refuse_secrets(config)
     write_atomically(ohif_json, json.dumps(document, indent=2) + "\n")
-    write_atomically(app_js, render_app_config_js(app_config(document, viewer_url=viewer_url)))
+    write_atomically(app_js, render_app_config_js(config or app_config(document, viewer_url=viewer_url)))
     return [ohif_json, app_js]
