@@ -17,6 +17,7 @@ from typing import Any
 from provision.core import Resource
 from provision.core.target import Connection, OhifResult, PlanView, section_of
 from provision.ohif import build
+from provision.ohif import config as ohif_config
 from provision.orthanc import credentials, deploy, render, sharetoken
 from provision.orthanc.plan import OrthancSection
 from provision.orthanc.resources import (
@@ -95,11 +96,10 @@ def build_resources(current: Deployment) -> list[Resource]:
         return TextFile(address(path), path, root, content, mode=mode, guard=guard)
 
     def document(path: Path, content: dict[str, Any], *, mode: int = 0o644, js: bool = False) -> DocumentFile:
-        from provision.ohif.config import render_app_config_js
-
-        return DocumentFile(address(path), path, root, content, render=render_app_config_js if js else json_text,
+        return DocumentFile(address(path), path, root, content,
+                            render=ohif_config.render_app_config_js if js else json_text,
                             parse=parse_app_config if js else json.loads, mode=mode,
-                            sensitive=(f"{render.SHARES_SECTION}.Admins",), guard=guard)
+                            sensitive=() if js else (f"{render.SHARES_SECTION}.Admins",), guard=guard)
 
     systemd = layout.deploy_dir / "systemd"
     compose = layout.deploy_dir / "compose"

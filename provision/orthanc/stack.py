@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from provision.core.events import Event, EventSink, Phase
 from provision.core.target import Connection
 from provision.dicom import processes
 from provision.dicom.orthanc_process import PROGRAM as ORTHANC
-from provision.dicom.orthanc_process import Orthanc, OrthancError, find_plugin, launch_orthanc
+from provision.dicom.orthanc_process import OrthancError, find_plugin, launch_orthanc
 from provision.errors import ConfigurationError, ProvisionError
 from provision.orthanc.client import ssl_context
 from provision.orthanc.render import orthanc_settings
@@ -163,105 +164,112 @@ async def _viewer_answers(site: Site, connection: Connection) -> bool:
         try:
             answer = await client.get(f"{scheme}://{shown}:{site.listen_port}/",
                                       headers={"Host": site.public_url.split("://", 1)[1]}, extensions=extensions)
-        except httpx.ConnectError:
+        except httpx.ConnectError as error:
+            if isinstance(error.__cause__, ssl.SSLError) or "CERTIFICATE" in str(error):
+                raise ProvisionError(f"nginx on {site.listen} serves a certificate that does not verify for "
+                                     f"{site.host}: {error}", hint="run `provision orthanc apply PLAN`, or pass "
+                                     "--ca-bundle for a given certificate's CA") from None
             return False
         except httpx.HTTPError as error:
             raise ProvisionError(f"nginx answers on {site.listen} but not as expected: {error}") from None
     return answer.status_code == 200
 
 
-async def _start_orthanc(site: Site, admin_password: str, foreground: bool, progress: _Progress,
-                         where: Callable[[str], str]) -> Orthanc:
-    layout = site.layout
-    for plugin in (DICOMWEB_PLUGIN, PYTHON_PLUGIN):
-        find_plugin(plugin)
-    if not _port_free("127.0.0.1", site.http_port):
-        raise ConfigurationError(f"{where('http_port')}: port {site.http_port} on 127.0.0.1 is in use",
-                                 hint="stop what uses it or choose another orthanc.http_port")
-    started = time.monotonic()
-    progress(ORTHANC, Phase.STARTED, f"starting on 127.0.0.1:{site.http_port}")
-    orthanc = launch_orthanc(orthanc_settings(site, admin_password=admin_password), layout.orthanc_json,
-                             log_file=layout.logs_dir / "orthanc.log", pid_file=pid_files(layout)[ORTHANC],
-                             die_with_parent=foreground)
-    try:
-        await orthanc.wait_ready_async(READY_TIMEOUT)
-    except OrthancError as error:
-        orthanc.stop()
-        raise OrthancError(error.message, hint="see " + str(orthanc.log_file)) from None
-    async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
-        anonymous = await client.get(f"{orthanc.url}/system")
-    if anonymous.status_code != 403:
-        orthanc.stop()
-        raise OrthancError(f"Orthanc answered a request without credentials with {anonymous.status_code}, not 403: "
-                           "the share filter is not active; it was stopped", hint="see " + str(orthanc.log_file))
-    progress(ORTHANC, Phase.DONE, f"ready (pid {orthanc.pid})", started)
-    return orthanc
+class _Start:
+    """One `up`: what it started (stopped again if a later step fails) and what it reports."""
 
+    def __init__(self, site: Site, connection: Connection, admin_password: str, foreground: bool, sink: EventSink,
+                 where: Callable[[str], str]) -> None:
+        self.site = site
+        self.connection = connection
+        self.admin_password = admin_password
+        self.foreground = foreground
+        self.progress = _Progress(sink, "start")
+        self.where = where
+        self.report = StackReport()
+        self.started: list[tuple[str, int]] = []
 
-async def _wait_nginx(site: Site, connection: Connection, pid: int, log: Path,
-                      process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not await _viewer_answers(site, connection):
-        exited = process.poll() if process is not None else None
-        if exited is not None or not processes.runs(pid, NGINX):
-            status = f" with status {exited}" if exited is not None else ""
-            raise ProvisionError(f"nginx stopped{status} before it was ready:\n{_tail(log)}",
-                                 hint=f"is {site.listen} free? (orthanc.listen, orthanc.public_url)")
-        if time.monotonic() > deadline:
-            processes.stop(pid, NGINX, sig=signal.SIGQUIT)
-            raise ProvisionError(f"nginx did not serve {site.public_url} within {READY_TIMEOUT:.0f} s:\n{_tail(log)}")
-        await asyncio.sleep(0.05)
+    def undo(self) -> None:
+        for name, pid in reversed(self.started):
+            processes.stop(pid, name, sig=signal.SIGQUIT if name == NGINX else signal.SIGTERM)
 
+    async def orthanc(self, pid: int | None, changed: bool) -> int:
+        if pid is not None and not changed:
+            self.report.actions.append(f"Orthanc already running (pid {pid})")
+            return pid
+        if pid is not None:
+            self.progress(ORTHANC, Phase.PROGRESS, "its files changed: restarting")
+            processes.stop(pid, ORTHANC, timeout=ORTHANC_STOP_TIMEOUT)
+            self.report.actions.append(f"Orthanc (pid {pid}) stopped: its files changed")
+        site, layout = self.site, self.site.layout
+        for plugin in (DICOMWEB_PLUGIN, PYTHON_PLUGIN):
+            find_plugin(plugin)
+        if not _port_free("127.0.0.1", site.http_port):
+            raise ConfigurationError(f"{self.where('http_port')}: port {site.http_port} on 127.0.0.1 is in use",
+                                     hint="stop what uses it or choose another orthanc.http_port")
+        started = time.monotonic()
+        self.progress(ORTHANC, Phase.STARTED, f"starting on 127.0.0.1:{site.http_port}")
+        orthanc = launch_orthanc(orthanc_settings(site, admin_password=self.admin_password), layout.orthanc_json,
+                                 log_file=layout.logs_dir / "orthanc.log", pid_file=pid_files(layout)[ORTHANC],
+                                 die_with_parent=self.foreground)
+        self.started.append((ORTHANC, orthanc.pid))
+        try:
+            await orthanc.wait_ready_async(READY_TIMEOUT)
+        except OrthancError as error:
+            raise OrthancError(error.message, hint=f"see {orthanc.log_file}") from None
+        async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+            anonymous = await client.get(f"{orthanc.url}/system")
+        if anonymous.status_code != 403:
+            raise OrthancError(f"Orthanc answered a request without credentials with {anonymous.status_code}, not "
+                               "403: the share filter is not active; it was stopped", hint=f"see {orthanc.log_file}")
+        self.progress(ORTHANC, Phase.DONE, f"ready (pid {orthanc.pid})", started)
+        self.report.actions.append(f"Orthanc started on 127.0.0.1:{site.http_port} (pid {orthanc.pid})")
+        return orthanc.pid
 
-async def _bring_up(site: Site, connection: Connection, admin_password: str, foreground: bool, progress: _Progress,
-                   where: Callable[[str], str], live: dict[str, int], recorded: dict[str, Any],
-                   current: dict[str, str], report: StackReport, started_now: list[tuple[str, int]]) -> tuple[int, int]:
-    layout = site.layout
-    orthanc_pid = live.get(ORTHANC)
-    if orthanc_pid is not None and recorded.get(ORTHANC) != current[ORTHANC]:
-        progress(ORTHANC, Phase.PROGRESS, "its files changed: restarting")
-        processes.stop(orthanc_pid, ORTHANC, timeout=ORTHANC_STOP_TIMEOUT)
-        report.actions.append(f"Orthanc (pid {orthanc_pid}) stopped: its files changed")
-        orthanc_pid = None
-    if orthanc_pid is None:
-        orthanc = await _start_orthanc(site, admin_password, foreground, progress, where)
-        orthanc_pid = orthanc.pid
-        started_now.append((ORTHANC, orthanc_pid))
-        report.actions.append(f"Orthanc started on 127.0.0.1:{site.http_port} (pid {orthanc_pid})")
-    else:
-        report.actions.append(f"Orthanc already running (pid {orthanc_pid})")
-
-    nginx_log = layout.logs_dir / "nginx-stderr.log"
-    nginx_pid = live.get(NGINX)
-    if nginx_pid is not None and recorded.get(NGINX) != current[NGINX]:
-        os.kill(nginx_pid, signal.SIGHUP)  # reload: new workers on the new files, no dropped connection
-        await asyncio.sleep(0.3)
-        await _wait_nginx(site, connection, nginx_pid, nginx_log)
-        report.actions.append(f"nginx (pid {nginx_pid}) reloaded: its files changed")
-    elif nginx_pid is None:
+    async def nginx(self, pid: int | None, changed: bool) -> int:
+        site, layout = self.site, self.site.layout
+        log = layout.logs_dir / "nginx-stderr.log"
+        if pid is not None and not changed:
+            self.report.actions.append(f"nginx already running (pid {pid})")
+            return pid
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)  # reload: new workers on the new files, no dropped connection
+            await asyncio.sleep(0.3)
+            await self._ready(pid, log)
+            self.report.actions.append(f"nginx (pid {pid}) reloaded: its files changed")
+            return pid
         address, _, port = site.listen.rpartition(":")
         if not _port_free(address.strip("[]"), int(port)):
-            raise ConfigurationError(f"{where('listen')}: {site.listen} is in use", hint="stop what listens there, "
-                                     "or choose another address (orthanc.listen) or port (orthanc.public_url)")
+            raise ConfigurationError(f"{self.where('listen')}: {site.listen} is in use", hint="stop what listens "
+                                     "there, or choose another address (orthanc.listen) or port (orthanc.public_url)")
         started = time.monotonic()
-        progress(NGINX, Phase.STARTED, f"starting on {site.listen}")
-        process = processes.spawn(nginx_argv(site), log_file=nginx_log, cwd=layout.root, die_with_parent=foreground)
-        nginx_pid = process.pid
-        started_now.append((NGINX, nginx_pid))
-        await _wait_nginx(site, connection, nginx_pid, nginx_log, process)
-        progress(NGINX, Phase.DONE, f"ready (pid {nginx_pid})", started)
-        report.actions.append(f"nginx started on {site.listen} (pid {nginx_pid})")
-    else:
-        report.actions.append(f"nginx already running (pid {nginx_pid})")
-    return orthanc_pid, nginx_pid
+        self.progress(NGINX, Phase.STARTED, f"starting on {site.listen}")
+        process = processes.spawn(nginx_argv(site), log_file=log, cwd=layout.root, die_with_parent=self.foreground)
+        self.started.append((NGINX, process.pid))
+        await self._ready(process.pid, log, process)
+        self.progress(NGINX, Phase.DONE, f"ready (pid {process.pid})", started)
+        self.report.actions.append(f"nginx started on {site.listen} (pid {process.pid})")
+        return process.pid
+
+    async def _ready(self, pid: int, log: Path, process: subprocess.Popen[bytes] | None = None) -> None:
+        site = self.site
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not await _viewer_answers(site, self.connection):
+            exited = process.poll() if process is not None else None
+            if exited is not None or not processes.runs(pid, NGINX):
+                status = f" with status {exited}" if exited is not None else ""
+                raise ProvisionError(f"nginx stopped{status} before it was ready:\n{_tail(log)}",
+                                     hint=f"is {site.listen} free? (orthanc.listen, orthanc.public_url)")
+            if time.monotonic() > deadline:
+                raise ProvisionError(f"nginx did not serve {site.public_url} within {READY_TIMEOUT:.0f} s:\n"
+                                     f"{_tail(log)}")
+            await asyncio.sleep(0.05)
 
 
 async def up(site: Site, connection: Connection, *, admin_password: str, foreground: bool, sink: EventSink,
              where: Callable[[str], str]) -> StackReport:
     """Start (or restart, or leave alone) Orthanc and nginx for `site`; see the module's docstring."""
     layout = site.layout
-    progress = _Progress(sink, "start")
-    report = StackReport()
     for directory in (layout.storage, layout.run_dir, layout.logs_dir, layout.tmp_dir, layout.shares_dir):
         directory.mkdir(parents=True, exist_ok=True)
     test = subprocess.run(nginx_argv(site, test=True), capture_output=True, text=True, check=False)
@@ -274,18 +282,17 @@ async def up(site: Site, connection: Connection, *, admin_password: str, foregro
         recorded = loaded if isinstance(loaded, dict) else {}
     current = fingerprints(site)
     live = running(layout)
-    started_now: list[tuple[str, int]] = []
+    start = _Start(site, connection, admin_password, foreground, sink, where)
     try:
-        orthanc_pid, nginx_pid = await _bring_up(site, connection, admin_password, foreground, progress, where,
-                                                 live, recorded, current, report, started_now)
+        orthanc_pid = await start.orthanc(live.get(ORTHANC), recorded.get(ORTHANC) != current[ORTHANC])
+        nginx_pid = await start.nginx(live.get(NGINX), recorded.get(NGINX) != current[NGINX])
     except BaseException:
-        for name, pid in reversed(started_now):  # a failed up leaves nothing of its own running
-            processes.stop(pid, name, sig=signal.SIGQUIT if name == NGINX else signal.SIGTERM)
+        start.undo()  # a failed up leaves nothing of its own running
         raise
     state_file.write_text(json.dumps(current) + "\n")
-
-    report.notes += [f"Viewer: {site.public_url}/viewer?StudyInstanceUIDs=<UID>&token=<token> "
-                     "(`provision orthanc share PLAN --study UID` prints one)"]
+    report = start.report
+    report.notes.append(f"Viewer: {site.public_url}/viewer?StudyInstanceUIDs=<UID>&token=<token> "
+                        "(`provision orthanc share PLAN --study UID` prints one)")
     if site.local_ca is not None:
         report.notes.append(f"Development CA to trust: {site.local_ca}")
     report.details = {"orthanc_pid": orthanc_pid, "nginx_pid": nginx_pid, "viewer": f"{site.public_url}/viewer"}
