@@ -216,7 +216,11 @@ def test_share_refuses_unknown_studies_bad_uids_and_long_lives(shared: Shared) -
     assert result.exit_code == 1 and f"{site.plan}:5:1 orthanc.shares.signing_key_env" in result.output
 
 
-def test_verify_passes_on_the_running_deployment(shared: Shared) -> None:
+def test_verify_passes_on_the_running_deployment(shared: Shared, http: httpx.Client) -> None:
+    def studies() -> list[str]:
+        return sorted(uids(http.get("/dicom-web/studies", headers=JSON, auth=shared.site.admin())))
+
+    before = studies()
     result = shared.site.provision("orthanc", "verify", str(shared.site.plan), "--output", "json")
     assert result.exit_code == 0, result.output
     checks = json.loads(result.output)["checks"]
@@ -224,6 +228,10 @@ def test_verify_passes_on_the_running_deployment(shared: Shared) -> None:
     assert {"cross-origin isolation", "preflight from https://viewer.example.org", "refused on another study",
             "refused on the priors search by PatientID", "expired token refused", "tampered token refused"} <= subjects
     assert all(check["ok"] for check in checks)
+    written = shared.site.provision("orthanc", "verify", str(shared.site.plan), "--write-test", "--output", "json")
+    assert written.exit_code == 0, written.output
+    assert any(c["area"] == "write test" and c["ok"] for c in json.loads(written.output)["checks"])
+    assert studies() == before  # the generated study was deleted again
 
 
 def test_tokens_never_reach_a_log(shared: Shared, http: httpx.Client) -> None:
