@@ -2,7 +2,8 @@
 # System packages the tests drive for real: Orthanc with its DICOMweb and python plugins and python3-jwt (the
 # sandbox's DICOM data plane, and the self-hosted target with its share filter), nginx (the self-hosted
 # target's proxy), Debian's Chromium (the browser that runs the built OHIF viewer through Playwright), NSS's
-# certutil (to make that Chromium trust a test CA the normal way) and wrk (bench/orthanc_share_bench.py).
+# certutil (to make that Chromium trust a test CA the normal way), wrk (bench/orthanc_share_bench.py) and
+# systemd-analyze (the rendered units are checked with it; no systemd needs to run).
 #
 # Idempotent: when every program is already there it changes nothing and runs no apt at all, so calling it
 # before each test run costs milliseconds. Needs root (CI runs as root) or sudo.
@@ -12,7 +13,7 @@
 # during the installation (policy-rc.d), and any that runs afterwards is stopped and disabled.
 set -euo pipefail
 
-packages=(orthanc orthanc-dicomweb orthanc-python python3-jwt nginx chromium libnss3-tools wrk)
+packages=(orthanc orthanc-dicomweb orthanc-python python3-jwt nginx chromium libnss3-tools wrk systemd)
 missing=()
 command -v Orthanc >/dev/null 2>&1 || missing+=(orthanc)
 [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || missing+=(orthanc-dicomweb)
@@ -22,6 +23,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v certutil >/dev/null 2>&1 || missing+=(libnss3-tools)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
@@ -69,7 +71,7 @@ trap cleanup EXIT
 stop_services
 
 command -v Orthanc >/dev/null && command -v chromium >/dev/null && command -v certutil >/dev/null \
-    && [ -x /usr/sbin/nginx ] && command -v wrk >/dev/null \
+    && [ -x /usr/sbin/nginx ] && command -v wrk >/dev/null && command -v systemd-analyze >/dev/null \
     && [ -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] \
     && [ -e /usr/share/orthanc/plugins/libOrthancPython.so ] \
     && /usr/bin/python3 -c 'import jwt' \

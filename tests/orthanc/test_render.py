@@ -161,6 +161,20 @@ def test_the_real_nginx_accepts_the_configuration(tmp_path: Path) -> None:
     assert "syntax is ok" in done.stderr
 
 
+def test_systemd_accepts_the_units(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None, "systemd-analyze is not installed: run scripts/install-system-deps.sh"
+    site = make_site(tmp_path)
+    units = []
+    for name, text in (("orthanc.service", deploy.orthanc_unit(site)), ("nginx.service", deploy.nginx_unit(site))):
+        unit = tmp_path / f"{site.unit_prefix}-{name}"
+        unit.write_text(text)
+        units.append(str(unit))
+    done = subprocess.run([analyze, "verify", "--man=no", *units], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0 and site.unit_prefix not in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize(("names", "host", "covered"), [
     (("viewer.example.org",), "viewer.example.org", True),
     (("*.example.org",), "viewer.example.org", True),
