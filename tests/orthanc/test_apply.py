@@ -152,3 +152,55 @@ def test_no_secret_in_any_file_or_output(deployment: Deployment) -> None:
             outputs.append(path.read_text(errors="replace"))
     for text in outputs:
         assert ADMIN_PASSWORD not in text and SIGNING_KEY not in text
+
+
+def test_a_given_certificate_and_build_are_checked_never_written(deployment: Deployment, tmp_path: Path) -> None:
+    from orthanc_stack import OHIF_CACHE
+
+    from provision.orthanc import tls
+
+    site = deployment
+    ca, ca_key = tls.new_ca("given")
+    chain, key = tls.issue(ca, ca_key, ("localhost",))
+    certificate, key_file = tmp_path / "given.pem", tmp_path / "given.key"
+    certificate.write_bytes(chain)
+    key_file.write_bytes(key)
+    dist = OHIF_CACHE / "app-3.13.2" / "dist"
+    given = f"    certificate: {certificate}\n    key: {key_file}\n"
+    text = site.plan.read_text().replace("    local_ca: true\n", given)
+    site.plan.write_text(text + f"  viewer: {{dist: {dist}}}\n")
+    code, out = plan(site)
+    assert code == 2 and "= orthanc.tls_certificate  no-op (not managed by this plan)" in out, out
+    assert f"= orthanc.ohif_build ({dist})  no-op (not managed by this plan)" in out
+    out = site.ok("orthanc", "apply", str(site.plan), "--auto-approve")
+    assert "Apply complete: 10 created." in out  # the files; not the certificate nor the build
+    nginx = (site.root / "nginx/nginx.conf").read_text()
+    assert f"ssl_certificate {certificate};" in nginx and f"root {dist};" in nginx
+    assert not (site.root / "tls").exists() and not (site.root / "viewer/ohif-3.13.2").exists()
+    assert certificate.read_bytes() == chain  # never touched
+    # a certificate for another host, or a missing build, stop the plan with the file named
+    other, other_key = tls.issue(ca, ca_key, ("other.example.org",))
+    certificate.write_bytes(other)
+    key_file.write_bytes(other_key)
+    result = site.provision("orthanc", "plan", str(site.plan))
+    assert result.exit_code == 1 and f"{certificate} is for other.example.org, not localhost" in result.output
+    certificate.write_bytes(chain)  # the right certificate, another key
+    result = site.provision("orthanc", "plan", str(site.plan))
+    assert result.exit_code == 1 and f"{key_file} is not the private key of {certificate}" in result.output
+    assert f"{site.plan}:" in result.output and "orthanc.tls" in result.output
+    key_file.write_bytes(key)
+    site.plan.write_text(site.plan.read_text().replace(f"dist: {dist}", f"dist: {tmp_path / 'no-build'}"))
+    result = site.provision("orthanc", "plan", str(site.plan))
+    assert result.exit_code == 1 and "does not exist and the plan does not create it" in result.output
+    assert site.provision("orthanc", "destroy", str(site.plan), "--auto-approve").exit_code == 0
+    assert certificate.is_file() and (dist / "index.html").is_file()  # destroy leaves what the plan only names
+
+
+def test_an_http_deployment_on_localhost_has_no_tls(deployment: Deployment) -> None:
+    site = deployment
+    site.plan.write_text(site.plan.read_text().replace("https://localhost", "http://localhost")
+                         .replace("  tls:\n    local_ca: true\n", ""))
+    out = site.ok("orthanc", "apply", str(site.plan), "--auto-approve")
+    assert "Apply complete: 11 created." in out
+    nginx = (site.root / "nginx/nginx.conf").read_text()
+    assert f"listen 127.0.0.1:{site.https_port};" in nginx and "ssl_certificate" not in nginx
