@@ -22,14 +22,15 @@ lint: $(BIN)/provision
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Orthanc + DICOMweb plugin, Chromium and certutil for the browser proof (idempotent: no apt when present)
+# Orthanc + DICOMweb and python plugins, python3-jwt, nginx, Chromium, certutil and wrk (idempotent: no apt when
+# every one is present)
 system-deps:
 	bash scripts/install-system-deps.sh
 
 test: system-deps lint
 	$(BIN)/pytest
 
-bench: $(BIN)/provision
+bench: $(BIN)/provision system-deps
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:

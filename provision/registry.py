@@ -17,6 +17,7 @@ from provision.core.target import Target
 TARGETS: dict[str, str] = {
     "azure": "provision.azure.target:TARGET",
     "gcp": "provision.gcp.target:TARGET",
+    "orthanc": "provision.orthanc.target:TARGET",
 }
 
 

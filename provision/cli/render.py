@@ -67,6 +67,20 @@ def summary(plan: Plan, *, destroy: bool = False) -> str:
     )
 
 
+def _multiline(value: Any) -> bool:
+    return isinstance(value, str) and "\n" in value.rstrip("\n")
+
+
+def _diff_lines(before: Any, after: Any) -> list[tuple[str, str]]:
+    """A unified diff (one line of context) of two texts, as (line, style) pairs, without the file headers."""
+    import difflib
+
+    old = before.splitlines() if isinstance(before, str) else []
+    new = after.splitlines() if isinstance(after, str) else []
+    lines = list(difflib.unified_diff(old, new, "live", "plan", lineterm="", n=1))[2:]
+    return [(line, {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "")) for line in lines]
+
+
 def _step_lines(step: Step) -> Text:
     symbol, style = SYMBOLS[step.action.kind]
     text = Text()
@@ -79,7 +93,13 @@ def _step_lines(step: Step) -> Text:
         text.append(f"\n        # {reason_line}", style="red")
     for change in step.action.changes:
         if step.action.kind == "create":
-            text.append(f"\n        {change.path} = {_value(change.after)}")
+            shown = f"({len(change.after.splitlines())} lines)" if _multiline(change.after) else _value(change.after)
+            text.append(f"\n        {change.path} = {shown}")
+        elif _multiline(change.before) or _multiline(change.after):
+            # a text file: the changed lines, not two whole files
+            text.append(f"\n        {change.path}:")
+            for line, style in _diff_lines(change.before, change.after):
+                text.append(f"\n          {line}", style=style)
         else:
             text.append(f"\n        {change.path}: {_value(change.before)} -> {_value(change.after)}")
     if step.blocked:

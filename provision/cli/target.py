@@ -364,15 +364,32 @@ def make_target_app(target: Target) -> typer.Typer:
             if out is not None:
                 from provision.ohif.config import write_outputs
 
-                write_outputs(out, result.document, viewer_url=result.viewer_url)
+                write_outputs(out, result.document, viewer_url=result.viewer_url, config=result.app_config)
             if output is OutputFormat.json:
                 print_json(result.document)
             else:
                 print_ohif(result)
 
-    for command in target.commands():
-        app.command(command.name)(command_function(target, command))
+    mount_commands(app, target)
     return app
+
+
+def mount_commands(app: typer.Typer, target: Target) -> None:
+    """A target's extra commands under its sub-app; a name with a space (`"shares list"`) is a command of a
+    group (`provision orthanc shares list`), one group per first word."""
+    groups: dict[str, list[tuple[str, Command]]] = {}
+    for command in target.commands():
+        group, _, name = command.name.rpartition(" ")
+        if group:
+            groups.setdefault(group, []).append((name, command))
+        else:
+            app.command(command.name)(command_function(target, command))
+    for group, members in groups.items():
+        names = ", ".join(name for name, _ in members)
+        sub_app = typer.Typer(help=f"Commands on {group}: {names}.", no_args_is_help=True)
+        for name, command in members:
+            sub_app.command(name)(command_function(target, command))
+        app.add_typer(sub_app, name=group)
 
 
 def _finish(session: TargetSession, outcome: Outcome, planned: EnginePlan, out: Path, *, text: bool,
@@ -383,7 +400,8 @@ def _finish(session: TargetSession, outcome: Outcome, planned: EnginePlan, out: 
     result = session.ohif(outcome.outputs)
     written: list[str] = []
     if result is not None:
-        written = [str(p) for p in write_outputs(out, result.document, viewer_url=result.viewer_url)]
+        written = [str(p) for p in write_outputs(out, result.document, viewer_url=result.viewer_url,
+                                                 config=result.app_config)]
     if text:
         counts: dict[str, int] = {}
         for step in outcome.done:
@@ -437,7 +455,7 @@ def build_function(name: str, doc: str | None, parameters: list[inspect.Paramete
     def command(**values: Any) -> None:
         body(values)
 
-    command.__name__ = name.replace("-", "_")
+    command.__name__ = name.replace("-", "_").replace(" ", "_")
     command.__doc__ = doc
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in parameters}

@@ -92,7 +92,8 @@ class GcCall:
 
 @dataclass(frozen=True)
 class Command:
-    """One extra command of a target: `provision <target> <name> ...`."""
+    """One extra command of a target: `provision <target> <name> ...`; a name of two words (`"shares list"`) is a
+    command of a group (`provision orthanc shares list ...`)."""
 
     name: str
     #: `async def run(call: CommandCall, *, option: Annotated[T, Option(...)] = default, ...) -> result`;

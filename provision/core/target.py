@@ -34,6 +34,8 @@ class OhifResult:
     document: dict[str, Any]
     viewer_url: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: the complete `window.config`, when the target serves the viewer itself (else one is built from `document`)
+    app_config: dict[str, Any] | None = None
 
 
 class TargetSession(Protocol):

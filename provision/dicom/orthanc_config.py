@@ -4,11 +4,16 @@ Orthanc 1.10 (Debian bookworm) reads one JSON file. What matters for a DICOMweb 
 HTTP only on the loopback, HTTP Basic authentication with a generated password (so another local user
 cannot bypass whatever sits in front), no DICOM (DIMSE) listener, the DICOMweb plugin under `/dicom-web/`,
 and one storage and index directory per Orthanc.
+
+With `python_script` an orthanc-python script authenticates every request instead (the self-hosted target's
+share filter): Orthanc's own Basic check is then off, because Orthanc runs it before the script's filter and
+answers 401 to any request with a Bearer token, so the filter would never see one.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +38,25 @@ class OrthancSettings:
     #: seconds without a new instance before a series/study counts as stable (Orthanc default 60)
     stable_age: int = 2
     dicomweb_root: str = DICOMWEB_ROOT
+    #: WADO-URI (`/wado`), which the sandbox's Azure emulation answers; OHIF's WADO-RS set-up does not use it
+    wado_uri: bool = True
+    #: an orthanc-python script that authenticates every request itself (its plugin must be in `plugins`)
+    python_script: Path | None = None
+    #: more top-level keys, e.g. the script's own section
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def orthanc_config(settings: OrthancSettings) -> dict[str, Any]:
     """The `orthanc.json` document for `settings` (pure)."""
     storage = str(settings.storage_dir)
+    if settings.python_script is None:
+        authentication: dict[str, Any] = {
+            "AuthenticationEnabled": True, "RegisteredUsers": {settings.username: settings.password},
+        }
+    else:
+        authentication = {
+            "AuthenticationEnabled": False, "PythonScript": str(settings.python_script), "PythonVerbose": False,
+        }
     return {
         "Name": settings.name,
         "StorageDirectory": storage,
@@ -45,8 +64,7 @@ def orthanc_config(settings: OrthancSettings) -> dict[str, Any]:
         "HttpServerEnabled": True,
         "HttpPort": settings.http_port,
         "RemoteAccessAllowed": settings.remote_access,
-        "AuthenticationEnabled": True,
-        "RegisteredUsers": {settings.username: settings.password},
+        **authentication,
         "DicomServerEnabled": False,
         "WebDavEnabled": False,
         "LuaScripts": [],
@@ -56,10 +74,11 @@ def orthanc_config(settings: OrthancSettings) -> dict[str, Any]:
         "DicomWeb": {
             "Enable": True,
             "Root": settings.dicomweb_root,
-            "EnableWado": True,
+            "EnableWado": settings.wado_uri,
             "Ssl": False,
             # A viewer needs every tag of each instance (pixel module, geometry), not only the main tags.
             "StudiesMetadata": "Full",
             "SeriesMetadata": "Full",
         },
+        **settings.extra,
     }

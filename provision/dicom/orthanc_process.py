@@ -6,8 +6,9 @@ Facts this module is built on (Orthanc 1.10.1, DICOMweb plugin 1.7, measured her
 - two Orthancs on one index directory do not work (SQLite "database is locked"), so a start first waits for
   the previous process of that storage directory (recorded in `orthanc.pid`) to exit.
 
-The process is started with `PR_SET_PDEATHSIG` (Linux) so that it is told to stop when the thread that
-started it ends; a crashed test run or an interrupted command leaves no Orthanc behind.
+By default the process is started with `PR_SET_PDEATHSIG` (Linux) so that it is told to stop when the thread
+that started it ends; a crashed test run or an interrupted command leaves no Orthanc behind. `launch_orthanc`
+with `die_with_parent=False` starts one that outlives the command (`provision orthanc up`).
 """
 
 from __future__ import annotations
@@ -15,23 +16,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ctypes
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
 from provision.errors import ConfigurationError, ProvisionError
 
+from . import processes
 from .orthanc_config import DEFAULT_PLUGIN_DIRS, DICOMWEB_PLUGIN, OrthancSettings, orthanc_config
 
 CONFIG_FILE = "orthanc.json"
@@ -40,7 +40,7 @@ LOG_FILE = "orthanc.log"
 INSTALL_HINT = "run scripts/install-system-deps.sh (apt-get install orthanc orthanc-dicomweb)"
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
-_PR_SET_PDEATHSIG = 1
+PROGRAM = "Orthanc"
 
 
 class OrthancError(ProvisionError):
@@ -71,40 +71,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _pid_is_orthanc(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"Orthanc" in cmdline.split(b"\0", 1)[0]
-
-
-def _previous_pid(storage_dir: Path) -> int | None:
-    try:
-        pid = int((storage_dir / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _pid_is_orthanc(pid) else None
-
-
 def wait_previous(storage_dir: Path, timeout: float = STOP_TIMEOUT) -> None:
     """Wait until an earlier Orthanc on `storage_dir` has exited (killing it after `timeout`)."""
-    pid = _previous_pid(storage_dir)
-    if pid is None:
-        return
+    wait_recorded(storage_dir / PID_FILE, timeout)
+
+
+def wait_recorded(pid_file: Path, timeout: float = STOP_TIMEOUT) -> None:
+    """Wait until the Orthanc recorded in `pid_file`, if it still runs, has exited (killing it after `timeout`)."""
+    pid = processes.running_pid(pid_file, PROGRAM)
     deadline = time.monotonic() + timeout
-    while _pid_is_orthanc(pid) and time.monotonic() < deadline:
+    while pid is not None and processes.runs(pid, PROGRAM) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _pid_is_orthanc(pid):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-        while _pid_is_orthanc(pid) and time.monotonic() < deadline + 2:
-            time.sleep(0.02)
+    if pid is not None and processes.runs(pid, PROGRAM):
+        processes.stop(pid, PROGRAM, sig=signal.SIGKILL, timeout=2)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -116,9 +95,12 @@ def _write_private(path: Path, text: str) -> None:
 class Orthanc:
     """One Orthanc process. `url` is its HTTP root; every request needs `authorization` (HTTP Basic)."""
 
-    def __init__(self, settings: OrthancSettings, process: subprocess.Popen[bytes], host: str = "127.0.0.1") -> None:
+    def __init__(self, settings: OrthancSettings, process: subprocess.Popen[bytes], host: str = "127.0.0.1", *,
+                 log_file: Path | None = None, pid_file: Path | None = None) -> None:
         self.settings = settings
         self.process = process
+        self.log_file = log_file or settings.storage_dir / LOG_FILE
+        self.pid_file = pid_file or settings.storage_dir / PID_FILE
         self.url = f"http://{host}:{settings.http_port}"
         self.dicomweb_url = self.url + settings.dicomweb_root.rstrip("/")
         token = base64.b64encode(f"{settings.username}:{settings.password}".encode()).decode("ascii")
@@ -137,7 +119,7 @@ class Orthanc:
 
     def log_tail(self, lines: int = 15) -> str:
         try:
-            text = (self.storage_dir / LOG_FILE).read_text(encoding="utf-8", errors="replace")
+            text = self.log_file.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
@@ -145,7 +127,7 @@ class Orthanc:
     # -- readiness -----------------------------------------------------------------------------------------------
 
     def _probe(self) -> bool:
-        """True once Orthanc answers with the DICOMweb plugin loaded."""
+        """True once Orthanc answers with the DICOMweb plugin (and the python one, for a script) loaded."""
         request = urllib.request.Request(self.url + "/plugins", headers={"Authorization": self.authorization})
         try:
             with urllib.request.urlopen(request, timeout=2) as response:
@@ -154,6 +136,8 @@ class Orthanc:
             return False
         if "dicom-web" not in plugins:
             raise OrthancError(f"Orthanc at {self.url} runs without the DICOMweb plugin", hint=INSTALL_HINT)
+        if self.settings.python_script is not None and "python" not in plugins:
+            raise OrthancError(f"Orthanc at {self.url} runs without the python plugin", hint=INSTALL_HINT)
         return True
 
     def _not_started(self) -> OrthancError:
@@ -201,10 +185,9 @@ class Orthanc:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
-        pid_file = self.storage_dir / PID_FILE
         with contextlib.suppress(OSError, ValueError):
-            if int(pid_file.read_text().strip()) == self.pid:
-                pid_file.unlink()
+            if int(self.pid_file.read_text().strip()) == self.pid:
+                self.pid_file.unlink()
 
     def __enter__(self) -> Orthanc:
         return self
@@ -213,6 +196,28 @@ class Orthanc:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def launch_orthanc(
+    settings: OrthancSettings,
+    config_file: Path,
+    *,
+    log_file: Path,
+    pid_file: Path,
+    host: str = "127.0.0.1",
+    env: Mapping[str, str] | None = None,
+    die_with_parent: bool = True,
+) -> Orthanc:
+    """Start Orthanc on an existing configuration file (which `settings` describes) and return at once; call
+    `wait_ready` next. Waits first for the earlier Orthanc recorded in `pid_file` to exit. `die_with_parent=False`
+    lets it outlive this process (see `processes.spawn`)."""
+    executable = find_orthanc()
+    wait_recorded(pid_file)
+    process = processes.spawn([executable, str(config_file)], log_file=log_file, cwd=config_file.parent, env=env,
+                              die_with_parent=die_with_parent)
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{process.pid}\n")
+    return Orthanc(settings, process, host, log_file=log_file, pid_file=pid_file)
 
 
 def spawn_orthanc(
@@ -224,15 +229,12 @@ def spawn_orthanc(
     name: str = "provision",
     die_with_parent: bool = True,
 ) -> Orthanc:
-    """Start Orthanc on `storage_dir` (created if needed) and return at once; call `wait_ready` next.
-
-    `port=0` picks a free port. Waits first for an earlier Orthanc of the same storage directory to exit.
-    """
-    executable = find_orthanc()
+    """Start Orthanc on `storage_dir` (created if needed, holding its configuration, log and pid file) and return
+    at once; call `wait_ready` next. `port=0` picks a free port. Waits first for an earlier Orthanc of the same
+    storage directory to exit."""
     plugin_paths = tuple(plugins) if plugins is not None else (find_plugin(),)
     storage = Path(storage_dir).resolve()
     storage.mkdir(parents=True, exist_ok=True)
-    wait_previous(storage)
     settings = OrthancSettings(
         storage_dir=storage,
         http_port=port or free_port(host),
@@ -241,18 +243,10 @@ def spawn_orthanc(
         remote_access=host not in ("127.0.0.1", "localhost", "::1"),
     )
     config_path = storage / CONFIG_FILE
+    wait_previous(storage)
     _write_private(config_path, json.dumps(orthanc_config(settings), indent=2))
-    with open(storage / LOG_FILE, "ab") as log:
-        process = subprocess.Popen(
-            [executable, str(config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=storage,
-            preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
-        )
-    (storage / PID_FILE).write_text(f"{process.pid}\n")
-    return Orthanc(settings, process, host)
+    return launch_orthanc(settings, config_path, log_file=storage / LOG_FILE, pid_file=storage / PID_FILE,
+                          host=host, die_with_parent=die_with_parent)
 
 
 def start_orthanc(

@@ -174,11 +174,15 @@ def _refuse_secrets(value: Any, path: str = "") -> None:
             _refuse_secrets(item, f"{path}{index}.")
 
 
-def write_outputs(out_dir: Path, document: Mapping[str, Any], *, viewer_url: str | None = None) -> list[Path]:
-    """Write `ohif.json` and `app-config.js` atomically, readable by a web server (mode 0644: they hold no
-    secret); returns the paths written."""
+def write_outputs(out_dir: Path, document: Mapping[str, Any], *, viewer_url: str | None = None,
+                  config: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write `ohif.json` and `app-config.js` (`config`, else one built around `document`) atomically, readable
+    by a web server (mode 0644: they hold no secret); returns the paths written."""
     ohif_json = out_dir / "ohif.json"
     app_js = out_dir / "app-config.js"
+    if config is not None:
+        _refuse_secrets(config)
     write_atomically(ohif_json, json.dumps(document, indent=2) + "\n", mode=PUBLIC)
-    write_atomically(app_js, render_app_config_js(app_config(document, viewer_url=viewer_url)), mode=PUBLIC)
+    write_atomically(app_js, render_app_config_js(config or app_config(document, viewer_url=viewer_url)),
+                     mode=PUBLIC)
     return [ohif_json, app_js]

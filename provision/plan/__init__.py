@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from provision.plan.base import OhifSection, Section
-    from provision.plan.loader import load_plan, parse_plan, plan_json_schema
+    from provision.plan.loader import load_plan, locate, parse_plan, plan_json_schema
     from provision.plan.models import Plan, plan_model
 
 _MODULE_OF = {
     "OhifSection": "provision.plan.base",
     "Section": "provision.plan.base",
     "load_plan": "provision.plan.loader",
+    "locate": "provision.plan.loader",
     "parse_plan": "provision.plan.loader",
     "plan_json_schema": "provision.plan.loader",
     "Plan": "provision.plan.models",
@@ -34,6 +35,7 @@ __all__ = [
     "Plan",
     "Section",
     "load_plan",
+    "locate",
     "parse_plan",
     "plan_json_schema",
     "plan_model",

@@ -28,7 +28,7 @@ from provision.errors import Diagnostic, PlanError
 from provision.plan.models import Plan, plan_model
 from provision.plan.names import fit_interpolated
 
-__all__ = ["interpolate", "load_plan", "parse_plan", "plan_json_schema"]
+__all__ = ["interpolate", "load_plan", "locate", "parse_plan", "plan_json_schema"]
 
 Key = str | int
 KeyPath = tuple[Key, ...]
@@ -497,6 +497,26 @@ def load_plan(path: str | Path, env: Mapping[str, str] | None = None) -> Plan:
     except OSError as exc:
         raise PlanError(f"{path}: cannot read: {exc.strerror or exc}", hint="check the path and permissions") from None
     return parse_plan(text, path, env)
+
+
+def locate(source: Path | None, path: KeyPath) -> str:
+    """`FILE:LINE:COL key.path` of `path` in the plan file `source`, for problems found after loading (an
+    environment variable a field names is not set, ...). A key the file does not spell out points at its
+    nearest written parent, as validation errors do; without a readable file it is just the key path."""
+    shown = _show_path(path)
+    if source is None:
+        return shown
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        text = source.read_text(encoding="utf-8")
+        converter = _Converter(text, os.environ)
+        converter.convert(YAML(typ="rt").load(text), (), (0, 0))
+    except (OSError, UnicodeDecodeError, YAMLError, PlanError):
+        return f"{source}: {shown}"
+    line, column = converter.position(path, key=True)
+    return f"{source}:{line + 1}:{column + 1} {shown}"
 
 
 def plan_json_schema() -> dict[str, Any]:

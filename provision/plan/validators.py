@@ -69,6 +69,7 @@ __all__ = [
     "check_viewer_url",
     "check_workspace_name",
     "origin_of",
+    "split_http_url",
 ]
 
 # --- building blocks -------------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def check_gcp_role(value: str) -> str:
 # --- URLs ------------------------------------------------------------------------------------------------------
 
 
-def _split_http_url(value: str, what: str) -> tuple[str, str, int | None]:
+def split_http_url(value: str, what: str) -> tuple[str, str, int | None]:
     """Split an absolute http(s) URL into (scheme, host, port) or raise ValueError naming `what`."""
     try:
         parts = urlsplit(value)
@@ -282,7 +283,7 @@ def origin_of(url: str) -> str:
 
     This is what a browser sends as `Origin`, so it is what a CORS rule must list.
     """
-    scheme, host, port = _split_http_url(url, "URL")
+    scheme, host, port = split_http_url(url, "URL")
     if ":" in host:  # IPv6
         host = f"[{host}]"
     default = {"http": 80, "https": 443}[scheme]
@@ -291,7 +292,7 @@ def origin_of(url: str) -> str:
 
 def check_viewer_url(value: str) -> str:
     """Accept the URL OHIF is served at (https, or http on localhost); return it without a trailing '/'."""
-    scheme, host, _ = _split_http_url(value, "viewer URL")
+    scheme, host, _ = split_http_url(value, "viewer URL")
     _require_https_unless_local(value, scheme, host)
     parts = urlsplit(value)
     if parts.query or parts.fragment or value.endswith(("?", "#")):
@@ -301,7 +302,7 @@ def check_viewer_url(value: str) -> str:
 
 def check_redirect_uri(value: str) -> str:
     """Accept an OAuth redirect URI: https, or http only on localhost/127.0.0.1; no fragment."""
-    scheme, host, _ = _split_http_url(value, "redirect URI")
+    scheme, host, _ = split_http_url(value, "redirect URI")
     _require_https_unless_local(value, scheme, host)
     if "#" in value:
         raise ValueError(f"{value!r} must not contain a fragment ('#...')")
@@ -310,7 +311,7 @@ def check_redirect_uri(value: str) -> str:
 
 def check_https_url(value: str) -> str:
     """Accept an absolute https URL (cloud endpoints)."""
-    scheme, _, _ = _split_http_url(value, "https URL")
+    scheme, _, _ = split_http_url(value, "https URL")
     if scheme != "https":
         raise ValueError(f"{value!r} must use https")
     return value
@@ -321,5 +322,5 @@ def check_cors_origin(value: str) -> str:
     if not _matches(CORS_ORIGIN_RE, value):
         raise ValueError(f"{value!r} must be scheme://host[:port] with no path or trailing slash, or '*'")
     if value != "*":
-        _split_http_url(value, "CORS origin")  # port range
+        split_http_url(value, "CORS origin")  # port range
     return value

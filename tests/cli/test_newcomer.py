@@ -76,7 +76,8 @@ def test_the_install_script_waits_for_another_apt_instead_of_failing() -> None:
     script = (ROOT / "scripts" / "install-system-deps.sh").read_text()
     calls = [line for line in script.splitlines()
              if re.search(r"\bapt-get\b", line) and not line.lstrip().startswith("#")]
-    assert calls and all("DPkg::Lock::Timeout=" in line for line in calls), calls
+    assert "apt=(-o DPkg::Lock::Timeout=300)" in script
+    assert calls and all('apt-get "${apt[@]}"' in line for line in calls), calls
 
 
 def test_the_license_is_an_spdx_expression() -> None:

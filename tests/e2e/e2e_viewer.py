@@ -1,7 +1,7 @@
 """The built OHIF viewer (`@ohif/app` from the npm registry) and a static server for it on 127.0.0.1.
 
-`ohif_dist()` runs `npm pack @ohif/app@VERSION` once into `.cache/ohif/` (about 50 MB; npm checks the
-registry's integrity hash) and unpacks `package/dist`; reruns reuse the unpacked copy. `ViewerServer`
+`ohif_dist()` fetches the build with `provision.ohif.build` (`npm pack @ohif/app@VERSION`, once) into
+`.cache/ohif/` of the repository; reruns reuse the unpacked copy. `ViewerServer`
 serves that directory the way OHIF's own `serve.json` asks (every unknown path falls back to
 `index.html`, so `/callback` and `/viewer` work) with one difference: `/app-config.js` is the file
 `provision azure apply` wrote.
@@ -10,10 +10,6 @@ serves that directory the way OHIF's own `serve.json` asks (every unknown path f
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tarfile
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from provision.dicom.orthanc_process import free_port
+from provision.ohif import build
 
 OHIF_VERSION = "3.13.2"
 REPO = Path(__file__).resolve().parents[2]
@@ -28,32 +25,8 @@ CACHE = Path(os.environ.get("PROVISION_OHIF_CACHE", REPO / ".cache" / "ohif"))
 
 
 def ohif_dist(version: str = OHIF_VERSION, cache: Path = CACHE) -> Path:
-    """The `dist/` directory of the built viewer, fetched from the npm registry on first use."""
-    target = cache / f"app-{version}"
-    dist = target / "dist"
-    if (dist / "index.html").is_file():
-        return dist
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not installed (Node 20 + npm fetch the OHIF build)")
-    cache.mkdir(parents=True, exist_ok=True)
-    tarball = cache / f"ohif-app-{version}.tgz"
-    if not tarball.is_file():
-        subprocess.run(
-            [npm, "pack", f"@ohif/app@{version}", "--pack-destination", str(cache), "--silent"],
-            check=True, stdout=subprocess.DEVNULL, timeout=600,
-        )
-    staging = Path(tempfile.mkdtemp(prefix=f"app-{version}.", dir=cache))
-    with tarfile.open(tarball) as archive:
-        members = [m for m in archive.getmembers() if m.name.startswith("package/dist/")]
-        archive.extractall(staging, members=members, filter="data")
-    (staging / "package").rename(staging / "app")
-    if target.exists():
-        shutil.rmtree(target)
-    (staging / "app").rename(target)
-    shutil.rmtree(staging, ignore_errors=True)
-    tarball.unlink()  # the unpacked copy is what reruns use
-    return dist
+    """The `dist/` directory of the built viewer (`provision.ohif.build`, cached in the repository)."""
+    return build.ohif_dist(version, cache)
 
 
 class ViewerServer:

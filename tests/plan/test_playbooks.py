@@ -85,3 +85,19 @@ def test_gcp_ohif() -> None:
         ("roles/healthcare.dicomEditor", "main", "additive", "present"),
     ]
     assert gcp.oauth_client_id == "000000000000-sandbox.apps.googleusercontent.com"
+
+
+def test_orthanc_share() -> None:
+    from provision.orthanc.plan import OrthancSection
+
+    plan = load_plan(REPO / "playbooks/orthanc-share.yaml", env={})
+    orthanc = plan.section("orthanc")
+    assert isinstance(orthanc, OrthancSection) and plan.azure is None
+    assert orthanc.directory == ".provision/orthanc"
+    assert orthanc.public_url == "https://localhost:8443" and orthanc.listen_address() == "127.0.0.1:8443"
+    assert orthanc.http_port == 8042 and orthanc.dicomweb_root == "/dicom-web/"
+    assert orthanc.tls is not None and orthanc.tls.local_ca
+    assert orthanc.viewer.ohif_version == "3.13.2"
+    assert (orthanc.admin.password_env, orthanc.shares.signing_key_env) == ("ORTHANC_ADMIN_PASSWORD",
+                                                                            "PROVISION_SHARE_KEY")
+    assert (orthanc.shares.lifetime, orthanc.shares.max_lifetime) == ("7d", "90d")

@@ -80,6 +80,27 @@ async def count(call: CommandCall, *, minimum: Annotated[int, Option("Only files
     return WordCount({name: n for name, n in words.items() if n >= minimum})
 
 
+@dataclass
+class Longest:
+    word: str
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.word)
+
+    def lines(self) -> Sequence[str]:
+        return [self.word]
+
+    def document(self) -> dict[str, Any]:
+        return {"longest": self.word}
+
+
+async def longest(call: CommandCall) -> Longest:
+    """The longest word of the plan's notes (a command of a group: `provision notes words longest`)."""
+    section = section_of(call.require_plan(), "notes", NotesSection)
+    return Longest(max((word for text in section.files.values() for word in text.split()), key=len, default=""))
+
+
 class NotesTarget(Target):
     name = "notes"
     summary = "Text files in a directory (a demonstration target)."
@@ -92,7 +113,7 @@ class NotesTarget(Target):
         return NotesSession([NoteFile(Path(section.directory) / name, text) for name, text in section.files.items()])
 
     def commands(self) -> Sequence[Command]:
-        return (Command("count", count),)
+        return (Command("count", count), Command("words longest", longest))
 
 
 TARGET = NotesTarget()

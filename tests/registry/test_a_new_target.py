@@ -48,6 +48,10 @@ def test_a_target_registered_by_one_line_gets_the_whole_command_line(with_notes:
     assert run("notes", "plan", str(plan), "--detailed-exitcode")[0] == 0
     code, out = run("notes", "count", str(plan), "--minimum", "2")
     assert code == 0 and "a.txt: 3 words" in out and "b.txt" not in out, out
+    code, out = run("notes", "words", "longest", str(plan))  # a two-word command name is a group's command
+    assert code == 0 and out.strip() == "three", out
+    code, out = run("notes", "words", "--help")
+    assert code == 0 and "longest" in out, out
     (notes / "b.txt").write_text("changed by hand")
     code, out = run("notes", "plan", str(plan), "--detailed-exitcode")
     assert code == 2 and '"changed by hand" -> "four"' in out, out

@@ -40,6 +40,9 @@ def test_the_layers_hold(tree: Path) -> None:
     [
         ("azure/verify.py", "import provision.cli.render", "layers"),
         ("gcp/session.py", "from provision import sandbox", "layers"),
+        ("orthanc/session.py", "from provision import sandbox", "layers"),
+        ("orthanc/stack.py", "import provision.cli.render", "layers"),
+        ("orthanc/verify.py", "import provision.azure.verify", "layers"),
         ("azure/session.py", "import rich.console", "only provision.cli knows"),
         ("core/engine.py", "import azure.identity", "the engine imports no cloud SDK"),
     ],
