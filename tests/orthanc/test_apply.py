@@ -34,7 +34,8 @@ def test_apply_twice_changes_nothing_the_second_time(deployment: Deployment) -> 
 
     assert (root / "orthanc/python/sharetoken.py").read_text() == Path(sharetoken.__file__).read_text()
     # the served app-config.js is the one written to provision-out/orthanc/
-    assert (site.workdir / "provision-out/orthanc/app-config.js").read_text() == (root / "viewer/app-config.js").read_text()
+    served = (root / "viewer/app-config.js").read_text()
+    assert (site.workdir / "provision-out/orthanc/app-config.js").read_text() == served
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file() and "ohif-3.13.2" not in p.parts}
     assert plan(site)[0] == 0
     assert "No changes" in site.ok("orthanc", "apply", str(site.plan), "--auto-approve")
