@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint system-deps bench clean
+.PHONY: demo viewer test lint system-deps bench clean
 
 $(BIN)/provision: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(BIN)/provision: pyproject.toml
 demo: $(BIN)/provision
 	$(BIN)/provision azure apply playbooks/azure-ohif.yaml --sandbox --auto-approve
 	$(BIN)/provision azure plan playbooks/azure-ohif.yaml --sandbox --detailed-exitcode
+	@echo "Open the viewer: make viewer (serves OHIF at http://localhost:3000; the sandbox keeps running)"
+
+# the OHIF build (npm, once) served with the configuration make demo wrote, until Ctrl+C
+viewer: $(BIN)/provision
+	$(BIN)/provision viewer provision-out/azure
 
 lint: $(BIN)/provision
 	$(BIN)/ruff check provision tests bench

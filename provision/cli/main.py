@@ -19,6 +19,7 @@ from provision import __version__
 from provision.cli.gc import register as register_gc
 from provision.cli.sandbox import app as sandbox_app
 from provision.cli.target import make_target_app, user_errors
+from provision.cli.viewer import viewer
 from provision.core.target import Target
 from provision.registry import targets
 
@@ -86,6 +87,7 @@ def build_app(registered: Sequence[Target]) -> typer.Typer:
     cli.add_typer(sandbox_app, name="sandbox",
                   help="A local HTTPS emulator of the cloud APIs, for trying plans offline.")
     cli.command()(schema)
+    cli.command("viewer")(viewer)
     return cli
 
 

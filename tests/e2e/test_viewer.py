@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from conftest import STUDY_DESCRIPTION, Deployment
@@ -32,8 +31,7 @@ CONNECTION_ERROR = "Data Source Connection Error"
 
 @pytest.fixture(scope="module")
 def viewer(deployment: Deployment) -> Iterator[ViewerServer]:
-    port = urlsplit(deployment.viewer_url).port
-    with ViewerServer(ohif_dist(), deployment.out / "app-config.js", port=port) as server:
+    with ViewerServer(ohif_dist(), deployment.out / "app-config.js", deployment.viewer_url) as server:
         yield server
 
 
