@@ -1,11 +1,11 @@
-"""QIDO-RS and the traffic between the client and Orthanc: searchable attributes, parameters, rewritten URLs.
+"""QIDO-RS parameters and the traffic to Orthanc: searchable attributes, parameters, query strings.
 
 - **attributes**: the keywords and tags the service knows (`tag_of`), and those it can search on per QIDO
   target (the conformance statement's "Searchable Attributes"); searching on an attribute that is neither
   searchable nor a ready extended query tag is 400; `limit` must be 1-200;
 - **query strings**: `includefield=a,b` is sent to Orthanc as repeated parameters (`orthanc_query`);
-- **URLs**: `RetrieveURL`/`BulkDataURI` in Orthanc's answers point at the service URL (`{serviceUrl}/v2/...`),
-  never at Orthanc (`rewrite_urls`).
+- matching itself (what Orthanc compares wrongly) is `matching.py`'s; URLs are rewritten by
+  `provision/sandbox/dicomweb.py`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from urllib.parse import urlencode
 
 from .errors import DicomError
 
-#: the host Orthanc is told it is reached by (RFC 7239 `Forwarded`), replaced by the service URL in bodies
-FORWARDED_HOST = "orthanc.sandbox.invalid"
 QIDO_LIMIT_MAX = 200
 
 #: keyword -> (tag, VR) for the attributes the service can search on and a few common extended query tags.
@@ -102,10 +100,3 @@ def orthanc_query(params: Iterable[tuple[str, str]]) -> str:
         else:
             items.append((key, value))
     return urlencode(items)
-
-
-def rewrite_urls(body: bytes, public_root: str, dicomweb_root: str = "/dicom-web") -> bytes:
-    """Orthanc's URLs (built from the `Forwarded` host) -> the service's `{serviceUrl}/v2` (pure)."""
-    for scheme in ("https", "http"):
-        body = body.replace(f"{scheme}://{FORWARDED_HOST}{dicomweb_root}".encode(), public_root.encode())
-    return body

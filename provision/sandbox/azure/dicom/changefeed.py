@@ -1,0 +1,138 @@
+"""The change feed of a DICOM service (change-feed-overview.md and the v2 conformance statement's "Change Feed").
+
+Every instance the sandbox stores or deletes appends an entry, kept in the world with the service's record (so it
+survives restarts and goes when the service does): sequence, time, action (`create`, `delete`), the instance's
+Study/Series/SOP Instance UID and the instance's version (a counter of creates). The record also keeps which
+version of each instance is current, which is how STOW knows an instance is stored already (45070).
+
+The state of an entry is computed when it is read, as the service does: `current` when its instance exists in
+that version, `deleted` when the instance does not exist now, `replaced` when another version is current. So
+create, delete, create of one instance reads back `replaced`, `replaced`, `current`.
+
+- `GET {v2}/changefeed?startTime=&endTime=&offset=&limit=&includemetadata=`: entries in time order, startTime
+  inclusive, endTime exclusive, `offset` skips entries of the window, `limit` 1-200 (default 100),
+  `includemetadata` default true (the instance's current DICOM JSON; `null` when it was deleted);
+- `GET {v1}/changefeed?offset=&limit=`: by sequence, `offset` the last sequence already read, limit 1-100
+  (default 10);
+- `GET .../changefeed/latest`: the newest entry, 204 while the feed is empty (ASP.NET's answer for a null
+  result; unverified against the service).
+
+Entries are written as the published documents show them (`"Sequence"`, `"Action": "create"`, `"State":
+"current"`); the live service's exact casing is unverified, which is why the tool reads them case-insensitively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ...clock import iso
+from .errors import DicomError
+
+FEED_KEY = "_changeFeed"
+V2_LIMIT = (1, 200, 100)
+V1_LIMIT = (1, 100, 10)
+#: an entry as stored: [sequence, time, action, study, series, sop, version]
+Entry = list[Any]
+
+
+def feed_of(record: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The service's feed in its ARM record: `entries`, `current` (instance key -> version), `versions`."""
+    feed: dict[str, Any] = record.setdefault(FEED_KEY, {"entries": [], "current": {}, "versions": 0})
+    return feed
+
+
+def instance_key(study: str, series: str, sop: str) -> str:
+    return f"{study}/{series}/{sop}"
+
+
+def record_created(feed: dict[str, Any], instances: Iterable[tuple[str, str, str]], now: float) -> None:
+    for study, series, sop in instances:
+        feed["versions"] += 1
+        feed["current"][instance_key(study, series, sop)] = feed["versions"]
+        feed["entries"].append([len(feed["entries"]) + 1, now, "create", study, series, sop, feed["versions"]])
+
+
+def record_deleted(feed: dict[str, Any], prefix: str, now: float) -> list[tuple[str, str, str]]:
+    """Delete the instances whose key starts with `prefix` (`study/`, `study/series/` or the whole key)."""
+    gone = [key for key in feed["current"] if key == prefix or key.startswith(prefix + "/")]
+    deleted = []
+    for key in gone:
+        version = feed["current"].pop(key)
+        study, series, sop = key.split("/")
+        feed["entries"].append([len(feed["entries"]) + 1, now, "delete", study, series, sop, version])
+        deleted.append((study, series, sop))
+    return deleted
+
+
+def state_of(feed: Mapping[str, Any], entry: Entry) -> str:
+    current = feed["current"].get(instance_key(entry[3], entry[4], entry[5]))
+    if current is None:
+        return "deleted"
+    return "current" if current == entry[6] else "replaced"
+
+
+def rendered(feed: Mapping[str, Any], entry: Entry, metadata: Mapping[str, Any] | None,
+             with_metadata: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "Sequence": entry[0], "StudyInstanceUid": entry[3], "SeriesInstanceUid": entry[4],
+        "SopInstanceUid": entry[5], "Action": entry[2], "Timestamp": iso(entry[1]), "State": state_of(feed, entry),
+    }
+    if with_metadata:
+        body["Metadata"] = metadata
+    return body
+
+
+def _number(params: Mapping[str, str], name: str, low: int, high: int | None, default: int) -> int:
+    raw = params.get(name.lower())
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < low or (high is not None and int(raw) > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise DicomError(400, f"The {name} value '{raw}' is invalid; it must be {bound}.")  # wording unverified
+    return int(raw)
+
+
+def _time(params: Mapping[str, str], name: str) -> float | None:
+    raw = params.get(name.lower())
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise DicomError(400, f"The {name} value '{raw}' is not a valid date and time.") from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    raw = params.get(name.lower(), "true").lower()
+    if raw not in ("true", "false"):
+        raise DicomError(400, f"The {name} value '{raw}' is not a boolean.")
+    return raw == "true"
+
+
+def select(feed: Mapping[str, Any], version: str, params: Mapping[str, str]) -> tuple[list[Entry], bool]:
+    """The entries a `GET changefeed` asks for (`params` with lower-cased names), and whether to add metadata."""
+    entries: list[Entry] = feed["entries"]
+    with_metadata = _flag(params, "includeMetadata")
+    if version == "v1":
+        offset = _number(params, "offset", 0, None, 0)
+        low, high, default = V1_LIMIT
+        limit = _number(params, "limit", low, high, default)
+        return [e for e in entries if e[0] > offset][:limit], with_metadata
+    offset = _number(params, "offset", 0, None, 0)
+    low, high, default = V2_LIMIT
+    limit = _number(params, "limit", low, high, default)
+    start, end = _time(params, "startTime"), _time(params, "endTime")
+    window = [e for e in entries if (start is None or e[1] >= start) and (end is None or e[1] < end)]
+    window.sort(key=lambda e: (e[1], e[0]))
+    return window[offset:offset + limit], with_metadata
+
+
+def latest(feed: Mapping[str, Any]) -> Entry | None:
+    entries: list[Entry] = feed["entries"]
+    return max(entries, key=lambda e: (e[1], e[0])) if entries else None
+
+
+__all__ = ["FEED_KEY", "feed_of", "latest", "record_created", "record_deleted", "rendered", "select", "state_of"]
