@@ -124,7 +124,7 @@ def oauth_client_notes(client_id: str | None, viewer_url: str | None) -> list[st
 
 
 def ohif_result(
-    plan: PlanView, gcp: GcpSection, outputs: Mapping[str, Mapping[str, Any]]
+    plan: PlanView, gcp: GcpSection, outputs: Mapping[str, Mapping[str, Any]], authority: str = ohif.GOOGLE_AUTHORITY
 ) -> OhifResult | None:
     """OHIF's `oidc` and one data source per store, from the stores' outputs (their DICOMweb roots)."""
     stores = [store.id for store in gcp.dicom_stores]
@@ -154,7 +154,7 @@ def ohif_result(
     oidc = []
     if gcp.oauth_client_id:
         redirect = f"{viewer_url}/callback" if viewer_url else "/callback"
-        oidc.append(ohif.google_oidc(client_id=gcp.oauth_client_id, redirect_uri=redirect))
+        oidc.append(ohif.google_oidc(client_id=gcp.oauth_client_id, redirect_uri=redirect, authority=authority))
     document = ohif.ohif_document(oidc, sources)
     return OhifResult(document, viewer_url=viewer_url, notes=oauth_client_notes(gcp.oauth_client_id, viewer_url))
 
@@ -163,16 +163,19 @@ class GcpSession:
     """Implements `provision.core.target.TargetSession` for Google Cloud Healthcare."""
 
     def __init__(self, plan: PlanView, section: GcpSection, client: HealthcareClient,
-                 resources: list[Resource], ca_bundles: tuple[Path, ...] = ()) -> None:
+                 resources: list[Resource], ca_bundles: tuple[Path, ...] = (),
+                 authority: str = ohif.GOOGLE_AUTHORITY) -> None:
         self.plan = plan
         self.section = section
         self.client = client
         self.resources = resources
         #: the CA bundles to trust besides the system's (the sandbox's, --ca-bundle), for DICOMweb
         self.ca_bundles = ca_bundles
+        #: where viewers sign in: accounts.google.com, or the sandbox's `{url}/google`
+        self.authority = authority
 
     def ohif(self, outputs: Mapping[str, Mapping[str, Any]]) -> OhifResult | None:
-        return ohif_result(self.plan, self.section, outputs)
+        return ohif_result(self.plan, self.section, outputs, self.authority)
 
     async def aclose(self) -> None:
         self.client.close()
@@ -189,7 +192,8 @@ async def open_session(
     plan_grants(section)  # refuses malformed roles/members before connecting
     seeds = await _seed_files(plan, section)
     client = open_client(connection, endpoint=endpoint, credentials=credentials)
-    session = GcpSession(plan, section, client, [], tuple(connection.trusted()))
+    authority = f"{connection.sandbox.url.rstrip('/')}/google" if connection.sandbox else ohif.GOOGLE_AUTHORITY
+    session = GcpSession(plan, section, client, [], tuple(connection.trusted()), authority)
     try:
         session.resources = build_resources(client, plan, section, seeds, session)
     except BaseException:
