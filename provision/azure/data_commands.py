@@ -55,7 +55,10 @@ async def _with_endpoint(call: CommandCall, work: Callable[[Endpoint], Awaitable
 
 
 async def upload(call: CommandCall, *, paths: list[Path], concurrency: int) -> UploadReport:
+    from provision.dicom.files import check_paths
     from provision.dicom.upload import run_upload
+
+    check_paths(paths)
 
     async def work(endpoint: Endpoint) -> UploadReport:
         return await run_upload(endpoint, paths, on_progress=call.on_event, concurrency=concurrency)

@@ -105,6 +105,16 @@ def _file(path: Path) -> Iterator[Source | Unreadable]:
         yield Source(path, info.filename, info.file_size)
 
 
+def check_paths(paths: Iterable[Path]) -> None:
+    """Refuse, before anything is sent, a path given on the command line that does not exist."""
+    from provision.errors import ConfigurationError
+
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise ConfigurationError(f"no such file or folder: {', '.join(missing)}",
+                                 hint="pass DICOM files, folders holding them, or .zip archives")
+
+
 @dataclass(frozen=True)
 class DicomFile:
     """A DICOM file's identifiers, and where to read it again."""
@@ -145,4 +155,4 @@ def read_header(source: Source) -> DicomFile | Unreadable:
                      values["SOPClassUID"])
 
 
-__all__ = ["DicomFile", "Source", "Unreadable", "read_header", "scan"]
+__all__ = ["DicomFile", "Source", "Unreadable", "check_paths", "read_header", "scan"]

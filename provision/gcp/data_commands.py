@@ -54,7 +54,10 @@ async def _with_endpoint(call: CommandCall, store: str | None, work: Callable[[E
 
 
 async def upload(call: CommandCall, *, paths: list[Path], store: str | None, concurrency: int) -> UploadReport:
+    from provision.dicom.files import check_paths
     from provision.dicom.upload import run_upload
+
+    check_paths(paths)
 
     async def work(endpoint: Endpoint) -> UploadReport:
         return await run_upload(endpoint, paths, on_progress=call.on_event, concurrency=concurrency)

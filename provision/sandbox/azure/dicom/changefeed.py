@@ -24,7 +24,7 @@ Entries are written as the published documents show them (`"Sequence"`, `"Action
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ...clock import iso
@@ -47,7 +47,13 @@ def instance_key(study: str, series: str, sop: str) -> str:
     return f"{study}/{series}/{sop}"
 
 
+def _micros(ts: float) -> int:
+    """Times compare in whole microseconds, the precision they are shown with (7 digits, the last one 0)."""
+    return round(ts * 1_000_000)
+
+
 def record_created(feed: dict[str, Any], instances: Iterable[tuple[str, str, str]], now: float) -> None:
+    now = _micros(now) / 1_000_000
     for study, series, sop in instances:
         feed["versions"] += 1
         feed["current"][instance_key(study, series, sop)] = feed["versions"]
@@ -56,6 +62,7 @@ def record_created(feed: dict[str, Any], instances: Iterable[tuple[str, str, str
 
 def record_deleted(feed: dict[str, Any], prefix: str, now: float) -> list[tuple[str, str, str]]:
     """Delete the instances whose key starts with `prefix` (`study/`, `study/series/` or the whole key)."""
+    now = _micros(now) / 1_000_000
     gone = [key for key in feed["current"] if key == prefix or key.startswith(prefix + "/")]
     deleted = []
     for key in gone:
@@ -94,15 +101,22 @@ def _number(params: Mapping[str, str], name: str, low: int, high: int | None, de
     return int(raw)
 
 
-def _time(params: Mapping[str, str], name: str) -> float | None:
+def _time(params: Mapping[str, str], name: str) -> int | None:
+    """A time parameter in microseconds since the epoch (.NET writes 7 fractional digits; Python reads 6)."""
     raw = params.get(name.lower())
     if raw is None:
         return None
+    text = raw.replace("Z", "+00:00").replace(" ", "+")
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(c for c in rest if c.isdigit())
+        text = f"{head}.{digits[:6].ljust(6, '0')}{rest[len(digits):]}"
     try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+        when = datetime.fromisoformat(text)
     except ValueError:
         raise DicomError(400, f"The {name} value '{raw}' is not a valid date and time.") from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def _flag(params: Mapping[str, str], name: str) -> bool:
@@ -125,7 +139,8 @@ def select(feed: Mapping[str, Any], version: str, params: Mapping[str, str]) -> 
     low, high, default = V2_LIMIT
     limit = _number(params, "limit", low, high, default)
     start, end = _time(params, "startTime"), _time(params, "endTime")
-    window = [e for e in entries if (start is None or e[1] >= start) and (end is None or e[1] < end)]
+    window = [e for e in entries
+              if (start is None or _micros(e[1]) >= start) and (end is None or _micros(e[1]) < end)]
     window.sort(key=lambda e: (e[1], e[0]))
     return window[offset:offset + limit], with_metadata
 
