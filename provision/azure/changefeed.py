@@ -134,6 +134,8 @@ class FeedReader:
         self.start = since
         self.seen: set[int] = set()
         self.last_sequence = 0
+        #: entries up to this sequence are not new (following from the latest entry on)
+        self.after_sequence = 0
 
     def _get(self, path: str, params: dict[str, str]) -> Any:
         def request() -> Any:
@@ -159,14 +161,14 @@ class FeedReader:
             if offset:
                 params["offset"] = str(offset)
             page = [Entry.of(item) for item in self._get("changefeed", params) or []]
-            fresh = [entry for entry in page if entry.sequence not in self.seen]
+            fresh = [entry for entry in page if entry.sequence not in self.seen and entry.sequence > self.after_sequence]
             for entry in fresh:
                 self.seen.add(entry.sequence)
                 self.last_sequence = max(self.last_sequence, entry.sequence)
             new += fresh
             if fresh:  # move the window to the newest timestamp seen (see the module docstring)
                 self.start, offset = max(e.when() for e in fresh), 0
-            elif len(page) == PAGE:  # a full page of one instant, all seen already: step over it
+            elif len(page) == PAGE:  # a full page of one instant, nothing new in it: step over it
                 offset += len(page)
             if len(page) < PAGE:
                 return new
@@ -174,8 +176,7 @@ class FeedReader:
     def skip_to(self, entry: Entry) -> None:
         """Start after `entry` (the newest when following from now)."""
         self.start = entry.when()
-        self.seen.add(entry.sequence)
-        self.last_sequence = entry.sequence
+        self.after_sequence = self.last_sequence = entry.sequence
 
     def close(self) -> None:
         self.client.close()

@@ -108,8 +108,8 @@ def plan_document(plan: Plan, *, source: str, destroy: bool = False) -> dict[str
     }
 
 
-def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+def print_json(document: Any, *, one_line: bool = False) -> None:
+    sys.stdout.write(json.dumps(document, indent=None if one_line else 2, default=str) + "\n")
     sys.stdout.flush()
 
 
@@ -289,8 +289,10 @@ def print_checks(checks: Checks) -> None:
                   style="bold red" if failed else "bold green")
 
 
-def render_result(result: object, *, text: bool, source: str, detailed_exitcode: bool = False) -> int:
-    """Show a command's result (a table, a summary, or JSON) and return its exit code."""
+def render_result(result: object, *, text: bool, source: str, detailed_exitcode: bool = False,
+                  json_lines: bool = False) -> int:
+    """Show a command's result (a table, a summary, or JSON) and return its exit code. `json_lines`: the command
+    streamed records as JSON lines, so its closing document is one line too."""
     if isinstance(result, Checks):
         print_checks(result) if text else print_json(result.document())
         return 0 if result.ok else 1
@@ -312,7 +314,7 @@ def render_result(result: object, *, text: bool, source: str, detailed_exitcode:
             for line in result.lines():
                 console.print(line)
         else:
-            print_json(result.document())
+            print_json(result.document(), one_line=json_lines)
         return 0 if result.ok else 1
     raise TypeError(f"no way to show a {type(result).__name__}")  # pragma: no cover - a command's bug
 

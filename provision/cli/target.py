@@ -476,10 +476,12 @@ def command_function(target: Target, command: Command) -> Callable[..., None]:
             if command.confirms and not dry_run:
                 _json_needs_auto_approve(text, bool(values.get("auto_approve")), dry_run_allowed=True)
             plan = load(plan_file, target.name) if plan_file is not None else None
+            streamed: list[Record] = []
             with sandbox_info(values["sandbox"]) as info, Progress(enabled=text, lazy=True) as progress:
 
                 def on_event(event: CommandEvent) -> None:
                     if isinstance(event, Record):
+                        streamed[:1] = [event]
                         print_record(event, text=text)
                     else:
                         progress(event)
@@ -491,7 +493,7 @@ def command_function(target: Target, command: Command) -> Callable[..., None]:
                 )
                 result = run_async(command.run(call, **{k: v for k, v in values.items() if k in own_names}))
             code = render_result(result, text=text, source=call.source,
-                                 detailed_exitcode=bool(values.get("detailed_exitcode")))
+                                 detailed_exitcode=bool(values.get("detailed_exitcode")), json_lines=bool(streamed))
         if code:
             raise typer.Exit(code)
 
