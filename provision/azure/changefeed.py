@@ -161,7 +161,7 @@ class FeedReader:
             if offset:
                 params["offset"] = str(offset)
             page = [Entry.of(item) for item in self._get("changefeed", params) or []]
-            fresh = [entry for entry in page if entry.sequence not in self.seen and entry.sequence > self.after_sequence]
+            fresh = [e for e in page if e.sequence not in self.seen and e.sequence > self.after_sequence]
             for entry in fresh:
                 self.seen.add(entry.sequence)
                 self.last_sequence = max(self.last_sequence, entry.sequence)

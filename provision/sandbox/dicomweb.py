@@ -2,6 +2,7 @@
 
 - `FORWARDED_HOST` and `rewrite_urls`: Orthanc is told (RFC 7239 `Forwarded`) it is reached at a host that
   cannot exist, and every URL it writes with that host is replaced by the service's public root;
+- `orthanc_query`: a client's query string as Orthanc needs it;
 - `split_parts` and `read_uids`: a STOW-RS body's parts, and each part's identifiers read from its header
   (never its pixels), so a service can answer per instance before Orthanc sees anything.
 """
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from urllib.parse import urlencode
 
 #: the host Orthanc is told it is reached by (RFC 7239 `Forwarded`), replaced by the service URL in bodies
 FORWARDED_HOST = "orthanc.sandbox.invalid"
@@ -22,6 +24,19 @@ def rewrite_urls(body: bytes, public_root: str, dicomweb_root: str = "/dicom-web
     for scheme in ("https", "http"):
         body = body.replace(f"{scheme}://{FORWARDED_HOST}{dicomweb_root}".encode(), public_root.encode())
     return body
+
+
+def orthanc_query(params: Iterable[tuple[str, str]]) -> str:
+    """The query string for Orthanc: `includefield=a,b` becomes `includefield=a&includefield=b` (the DICOM
+    standard, Azure and Google accept a comma-separated list; the DICOMweb plugin 1.7 answers it with "Unknown
+    DICOM tag" and leaves the attributes out)."""
+    items: list[tuple[str, str]] = []
+    for key, value in params:
+        if key.lower() == "includefield":
+            items.extend((key, v.strip()) for v in value.split(",") if v.strip())
+        else:
+            items.append((key, value))
+    return urlencode(items)
 
 
 def multipart_boundary(content_type: str) -> str | None:
@@ -55,4 +70,4 @@ def read_uids(data: bytes, keywords: Sequence[str]) -> dict[str, str | None] | N
     return {k: (str(dataset.get(k) or "").strip() if k in dataset else None) for k in keywords}
 
 
-__all__ = ["FORWARDED_HOST", "multipart_boundary", "read_uids", "rewrite_urls", "split_parts"]
+__all__ = ["FORWARDED_HOST", "multipart_boundary", "orthanc_query", "read_uids", "rewrite_urls", "split_parts"]

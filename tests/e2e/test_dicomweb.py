@@ -16,10 +16,10 @@ from provision.dicom.synthetic import multipart_related, synthetic_study
 from provision.sandbox.azure.authorization import DICOM_DATA_READER
 from provision.sandbox.azure.dicom.cors import preflight_headers, response_cors_headers
 from provision.sandbox.azure.dicom.errors import DicomError
-from provision.sandbox.azure.dicom.qido import orthanc_query, tag_of
+from provision.sandbox.azure.dicom.qido import tag_of
 from provision.sandbox.azure.dicom.query_tags import validate_query_tag
 from provision.sandbox.azure.directory import BOB_ID
-from provision.sandbox.dicomweb import rewrite_urls
+from provision.sandbox.dicomweb import orthanc_query, rewrite_urls
 
 ORIGIN = "http://127.0.0.1:3000"
 CORS = {"origins": [ORIGIN], "headers": ["*"], "methods": ["GET", "POST", "OPTIONS"], "maxAge": 1440,

@@ -21,8 +21,9 @@ does what the Healthcare API does:
 - **CORS**: the Healthcare API answers browsers from any origin: preflights are 200 with the origin, methods
   and requested headers allowed, and every answer carries `Access-Control-Allow-Origin: <origin>`.
 
-QIDO values are passed to Orthanc as they came (unlike Azure's emulation, Google's matching rules are not
-emulated: a value that needs percent-encoding does not match, wildcards are Orthanc's).
+QIDO goes to Orthanc with `includefield` lists split; unlike Azure's emulation, Google's matching rules are not
+emulated: a value that needs percent-encoding does not match (Orthanc does not decode it), wildcards are
+Orthanc's. DELETE is not emulated.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from starlette.routing import BaseRoute, Route
 from provision.dicom.synthetic import multipart_related
 
 from .. import orthanc_pool
-from ..dicomweb import FORWARDED_HOST, multipart_boundary, read_uids, rewrite_urls, split_parts
+from ..dicomweb import FORWARDED_HOST, multipart_boundary, orthanc_query, read_uids, rewrite_urls, split_parts
 from .accounts import member_matches
 from .healthcare import RpcError, authenticate, state_of
 from .oauth import ADC_ACCOUNT, CLOUD_PLATFORM
@@ -171,7 +172,8 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
             if name in request.headers:
                 headers[name] = request.headers[name]
         body = await request.body() if request.method in ("POST", "PUT") else None
-        url = f"{orthanc.dicomweb_url}/{rest}" + (f"?{request.url.query}" if request.url.query else "")
+        query = orthanc_query(request.query_params.multi_items())
+        url = f"{orthanc.dicomweb_url}/{rest}" + (f"?{query}" if query else "")
         upstream = await pool.client.request(request.method, url, headers=headers, content=body)
         content = upstream.content
         if "json" in upstream.headers.get("content-type", "") or "xml" in upstream.headers.get("content-type", ""):

@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 from provision.dicom.synthetic import multipart_related
 
 from ... import orthanc_pool
-from ...dicomweb import FORWARDED_HOST, rewrite_urls
+from ...dicomweb import FORWARDED_HOST, orthanc_query, rewrite_urls
 from ...routing import json_response
 from .. import arm_state
 from ..health_data_services import DICOM_TYPE
@@ -34,7 +34,7 @@ from .auth import authenticate, authorize
 from .cors import preflight_headers, response_cors_headers
 from .errors import DicomError
 from .matching import finish, plan_search
-from .qido import TAG_VR, check_qido, orthanc_query, qido_target, tag_of
+from .qido import TAG_VR, check_qido, qido_target, tag_of
 
 if TYPE_CHECKING:
     from provision.dicom import Orthanc

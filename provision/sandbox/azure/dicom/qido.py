@@ -3,7 +3,7 @@
 - **attributes**: the keywords and tags the service knows (`tag_of`), and those it can search on per QIDO
   target (the conformance statement's "Searchable Attributes"); searching on an attribute that is neither
   searchable nor a ready extended query tag is 400; `limit` must be 1-200;
-- **query strings**: `includefield=a,b` is sent to Orthanc as repeated parameters (`orthanc_query`);
+- **query strings** for Orthanc are `provision/sandbox/dicomweb.py`'s (`orthanc_query`);
 - matching itself (what Orthanc compares wrongly) is `matching.py`'s; URLs are rewritten by
   `provision/sandbox/dicomweb.py`.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlencode
 
 from .errors import DicomError
 
@@ -87,16 +86,3 @@ def check_qido(target: str, params: Iterable[tuple[str, str]], ready_tags: set[s
             tag = tag_of(key)
             if tag is None or (tag not in SEARCHABLE[target] and tag not in ready_tags):
                 raise DicomError(400, f"The query tag '{key}' is not supported.")  # wording unverified
-
-
-def orthanc_query(params: Iterable[tuple[str, str]]) -> str:
-    """The query string for Orthanc: `includefield=a,b` becomes `includefield=a&includefield=b` (the DICOM
-    standard and Azure accept a comma-separated list; the DICOMweb plugin 1.7 answers it with "Unknown DICOM
-    tag" and leaves the attributes out)."""
-    items: list[tuple[str, str]] = []
-    for key, value in params:
-        if key.lower() == "includefield":
-            items.extend((key, v.strip()) for v in value.split(",") if v.strip())
-        else:
-            items.append((key, value))
-    return urlencode(items)
