@@ -111,6 +111,22 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
 
 @pytest.fixture(scope="session")
+def chromium(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Debian's Chromium (one for the session's viewer tests), trusting the sandbox CA through NSS."""
+    from e2e_browser import CHROMIUM_FLAGS, chromium_path, trusted_home
+    from playwright.sync_api import sync_playwright
+
+    env = trusted_home(tmp_path_factory.mktemp("browser-home"), deployment.info.ca_bundle)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS,
+                                             env=env)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
 def artifacts() -> Path:
     path = ARTIFACTS / "viewer"
     path.mkdir(parents=True, exist_ok=True)
