@@ -64,7 +64,7 @@ def test_parts_are_sorted_before_orthanc_sees_them() -> None:
 def test_the_state_of_an_entry_is_computed_when_it_is_read() -> None:
     """Change feed overview, "States"; the service's own test: create, delete, create of one instance reads back
     replaced, replaced, current."""
-    feed: dict[str, Any] = {"entries": [], "current": {}, "versions": 0}
+    feed = changefeed.empty_feed()
     changefeed.record_created(feed, [("s", "r", "i")], 1.0)
     assert [changefeed.state_of(feed, e) for e in feed["entries"]] == ["current"]
     changefeed.record_deleted(feed, "s", 2.0)
@@ -201,8 +201,8 @@ def test_the_change_feed_records_creates_and_deletes(store: DataStore, http: htt
 
 
 def test_the_change_feed_survives_a_restart(data_store: DataStore, tmp_path: Path) -> None:
-    """The feed is kept in the world (world.json), as the service keeps it: a restarted sandbox reads the same
-    entries and numbers on from there."""
+    """The feed is kept in the state directory (the service's journal), as the service keeps it: a restarted
+    sandbox reads the same entries and numbers on from there."""
     from provision.sandbox import start_sandbox
 
     plan = tmp_path / "plan.yaml"
@@ -234,4 +234,5 @@ def test_the_change_feed_survives_a_restart(data_store: DataStore, tmp_path: Pat
             assert stow(http, root, [JANE[0].data])[0] == 409  # still known as stored: 45070
             assert stow(http, root, [JANE[1].data])[0] == 200
             assert [e["Sequence"] for e in feed(http, root, includemetadata="false")] == [1, 2]
-    assert json.loads((tmp_path / "sandbox" / "world.json").read_text())["version"] == 1
+    (journal,) = (tmp_path / "sandbox" / "dicom").glob("dataws-data-dicom-*/changefeed.jsonl")
+    assert [json.loads(line)[0] for line in journal.read_text().splitlines()] == [1, 2]

@@ -131,6 +131,8 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
                                                                state_of(world)["dicomStores"].values()})
 
     async def endpoint(request: Request) -> Response:
+        import httpx
+
         extra = cors_headers(request)
         if request.method == "OPTIONS" and request.headers.get("access-control-request-method"):
             return Response(b"", status_code=200, headers={
@@ -141,6 +143,8 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
             response = await handle(request)
         except RpcError as error:
             response = error.response()
+        except httpx.TransportError:  # Orthanc stopped (the sandbox is stopping) or crashed
+            response = RpcError(503, "UNAVAILABLE", "The service is currently unavailable.").response()
         response.headers.update(extra)
         return response
 

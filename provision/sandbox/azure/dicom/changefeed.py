@@ -1,9 +1,12 @@
 """The change feed of a DICOM service (change-feed-overview.md and the v2 conformance statement's "Change Feed").
 
-Every instance the sandbox stores or deletes appends an entry, kept in the world with the service's record (so it
-survives restarts and goes when the service does): sequence, time, action (`create`, `delete`), the instance's
-Study/Series/SOP Instance UID and the instance's version (a counter of creates). The record also keeps which
-version of each instance is current, which is how STOW knows an instance is stored already (45070).
+Every instance the sandbox stores or deletes appends an entry: sequence, time, action (`create`, `delete`), the
+instance's Study/Series/SOP Instance UID and the instance's version (a counter of creates). Entries are a
+journal in the service's storage directory (`STATE/dicom/<service>/changefeed.jsonl`, one JSON line each,
+written before the answer that caused them is sent), so the feed survives restarts and goes when the service
+does; appending costs the same however long the feed is (world.json is rewritten whole on every change). Which
+version of each instance is current is replayed from the journal when it is first read; it is also how STOW
+knows an instance is stored already (45070).
 
 The state of an entry is computed when it is read, as the service does: `current` when its instance exists in
 that version, `deleted` when the instance does not exist now, `replaced` when another version is current. So
@@ -23,24 +26,61 @@ Entries are written as the published documents show them (`"Sequence"`, `"Action
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+import json
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ...clock import iso
 from .errors import DicomError
 
-FEED_KEY = "_changeFeed"
+JOURNAL = "changefeed.jsonl"
 V2_LIMIT = (1, 200, 100)
 V1_LIMIT = (1, 100, 10)
 #: an entry as stored: [sequence, time, action, study, series, sop, version]
 Entry = list[Any]
 
 
-def feed_of(record: MutableMapping[str, Any]) -> dict[str, Any]:
-    """The service's feed in its ARM record: `entries`, `current` (instance key -> version), `versions`."""
-    feed: dict[str, Any] = record.setdefault(FEED_KEY, {"entries": [], "current": {}, "versions": 0})
-    return feed
+def empty_feed() -> dict[str, Any]:
+    """A feed: `entries`, `current` (instance key -> version), `versions` (the last version given)."""
+    return {"entries": [], "current": {}, "versions": 0}
+
+
+def replay(feed: dict[str, Any], entry: Entry) -> None:
+    """Apply one entry to the feed's state (what `record_created` / `record_deleted` do, from the journal)."""
+    key = instance_key(entry[3], entry[4], entry[5])
+    feed["entries"].append(entry)
+    feed["versions"] = max(feed["versions"], entry[6])
+    if entry[2] == "create":
+        feed["current"][key] = entry[6]
+    else:
+        feed["current"].pop(key, None)
+
+
+class Journals:
+    """Each service's feed, read from its journal on first use and appended to as entries come."""
+
+    def __init__(self) -> None:
+        self._feeds: dict[Path, dict[str, Any]] = {}
+
+    def feed(self, storage: Path) -> dict[str, Any]:
+        path = storage / JOURNAL
+        feed = self._feeds.get(path)
+        if feed is None:
+            feed = self._feeds[path] = empty_feed()
+            if path.is_file():
+                for line in path.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        replay(feed, json.loads(line))
+        return feed
+
+    def append(self, storage: Path, entries: Iterable[Entry]) -> None:
+        lines = "".join(json.dumps(entry, separators=(",", ":")) + "\n" for entry in entries)
+        if lines:
+            storage.mkdir(parents=True, exist_ok=True)
+            with open(storage / JOURNAL, "a", encoding="utf-8") as journal:
+                journal.write(lines)
 
 
 def instance_key(study: str, series: str, sop: str) -> str:
@@ -52,25 +92,29 @@ def _micros(ts: float) -> int:
     return round(ts * 1_000_000)
 
 
-def record_created(feed: dict[str, Any], instances: Iterable[tuple[str, str, str]], now: float) -> None:
+def record_created(feed: dict[str, Any], instances: Iterable[tuple[str, str, str]], now: float) -> list[Entry]:
+    """Record instances stored now; the new entries (for the journal)."""
     now = _micros(now) / 1_000_000
+    added = []
     for study, series, sop in instances:
-        feed["versions"] += 1
-        feed["current"][instance_key(study, series, sop)] = feed["versions"]
-        feed["entries"].append([len(feed["entries"]) + 1, now, "create", study, series, sop, feed["versions"]])
+        entry = [len(feed["entries"]) + 1, now, "create", study, series, sop, feed["versions"] + 1]
+        replay(feed, entry)
+        added.append(entry)
+    return added
 
 
-def record_deleted(feed: dict[str, Any], prefix: str, now: float) -> list[tuple[str, str, str]]:
-    """Delete the instances whose key starts with `prefix` (`study/`, `study/series/` or the whole key)."""
+def record_deleted(feed: dict[str, Any], prefix: str, now: float) -> list[Entry]:
+    """Record the deletion of the instances whose key is `prefix` or starts with `prefix/` (a study, a series or
+    one instance); the new entries (for the journal)."""
     now = _micros(now) / 1_000_000
     gone = [key for key in feed["current"] if key == prefix or key.startswith(prefix + "/")]
-    deleted = []
+    added = []
     for key in gone:
-        version = feed["current"].pop(key)
         study, series, sop = key.split("/")
-        feed["entries"].append([len(feed["entries"]) + 1, now, "delete", study, series, sop, version])
-        deleted.append((study, series, sop))
-    return deleted
+        entry = [len(feed["entries"]) + 1, now, "delete", study, series, sop, feed["current"][key]]
+        replay(feed, entry)
+        added.append(entry)
+    return added
 
 
 def state_of(feed: Mapping[str, Any], entry: Entry) -> str:
@@ -150,4 +194,5 @@ def latest(feed: Mapping[str, Any]) -> Entry | None:
     return max(entries, key=lambda e: (e[1], e[0])) if entries else None
 
 
-__all__ = ["FEED_KEY", "feed_of", "latest", "record_created", "record_deleted", "rendered", "select", "state_of"]
+__all__ = ["Journals", "empty_feed", "latest", "record_created", "record_deleted", "rendered", "replay", "select",
+           "state_of"]

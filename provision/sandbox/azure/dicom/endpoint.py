@@ -90,6 +90,12 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
     pool = orthanc_pool.pool_for(world, STORAGE_DIR, lambda: _live_storage_keys(world))
     #: instance keys being stored by a request that has not been answered yet, by storage key
     in_flight: dict[str, set[str]] = {}
+    journals = changefeed.Journals()
+
+    def feed_of(record: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """The service's change feed, and its storage directory (where its journal is)."""
+        storage = pool.root / storage_key(record)
+        return journals.feed(storage), storage
 
     async def endpoint(request: Request) -> Response:
         label = request.path_params["service"]
@@ -160,7 +166,10 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
         if content_type:
             headers["content-type"] = content_type
         url = f"{orthanc.dicomweb_url}/{rest}" + (f"?{query}" if query else "")
-        return await pool.client.request(method, url, headers=headers, content=body)
+        try:
+            return await pool.client.request(method, url, headers=headers, content=body)
+        except httpx.TransportError:  # Orthanc stopped (the sandbox is stopping) or crashed
+            raise DicomError(503, "The service is unavailable or busy. Please try again later.") from None
 
     async def search(orthanc: Orthanc, request: Request, record: dict[str, Any], rest: str, target: str,
                      service_root: str) -> Response:
@@ -186,7 +195,7 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
                                                                  await request.body())]
         if not parts:
             return Response(b"", status_code=204)
-        feed = changefeed.feed_of(record)
+        feed, storage = feed_of(record)
         storing = in_flight.setdefault(storage_key(record), set())
         sorted_parts = stow.triage(parts, stored=feed["current"], storing=storing, study_in_path=study)
         keys = {part.key for part in sorted_parts.forward}
@@ -202,10 +211,9 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
                                                                   sorted_parts.forward)
                 failed += orthanc_failed
                 stored = {str(((item.get("00081155") or {}).get("Value") or [""])[0]) for item in referenced}
-                changefeed.record_created(feed, [(p.uids["StudyInstanceUID"], p.uids["SeriesInstanceUID"],
-                                                  p.uids["SOPInstanceUID"]) for p in sorted_parts.forward
-                                                 if p.uids["SOPInstanceUID"] in stored], world.now())
-                world.mark_dirty()
+                journals.append(storage, changefeed.record_created(feed, [
+                    (p.uids["StudyInstanceUID"], p.uids["SeriesInstanceUID"], p.uids["SOPInstanceUID"])
+                    for p in sorted_parts.forward if p.uids["SOPInstanceUID"] in stored], world.now()))
         finally:
             storing.difference_update(keys)
         status, content = stow.answer(referenced, failed, f"{service_root}/studies/{study}" if study else None)
@@ -225,13 +233,14 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
             raise DicomError(404, None)
         for item in items:
             await pool.client.delete(f"{orthanc.url}{item['Path']}", headers=auth)
-        changefeed.record_deleted(changefeed.feed_of(record), "/".join(u for u in match.groups() if u), world.now())
-        world.mark_dirty()
+        feed, storage = feed_of(record)
+        journals.append(storage, changefeed.record_deleted(feed, "/".join(u for u in match.groups() if u),
+                                                           world.now()))
         return Response(b"", status_code=204)
 
     async def change_feed(request: Request, record: dict[str, Any], version: str, rest: list[str],
                           service_root: str) -> Response:
-        feed = changefeed.feed_of(record)
+        feed, _storage = feed_of(record)
         params = {k.lower(): v for k, v in request.query_params.items()}
         if rest and rest[0].lower() != "latest":
             raise DicomError(404, None)
@@ -252,7 +261,7 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
     async def instance_metadata(record: dict[str, Any], entries: list[Any],
                                 service_root: str) -> dict[str, dict[str, Any]]:
         """The current DICOM JSON of the entries' instances that exist (one metadata request per study)."""
-        feed = changefeed.feed_of(record)
+        feed, _storage = feed_of(record)
         studies = {e[3] for e in entries if changefeed.state_of(feed, e) != "deleted"}
         orthanc = await pool.orthanc(storage_key(record)) if studies else None
         found: dict[str, dict[str, Any]] = {}
