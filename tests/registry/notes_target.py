@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from provision.core import Context, Resource, Update
-from provision.core.commands import Command, CommandCall, Option
+from provision.core.commands import Argument, Command, CommandCall, Option
+from provision.core.events import Record
 from provision.core.target import Connection, OhifResult, PlanView, Target, TargetSession, section_of
 from provision.plan.base import Section
 
@@ -80,6 +81,18 @@ async def count(call: CommandCall, *, minimum: Annotated[int, Option("Only files
     return WordCount({name: n for name, n in words.items() if n >= minimum})
 
 
+async def grep(call: CommandCall, *, words: Annotated[list[str], Argument("Words to look for.", metavar="WORD")],
+               ) -> WordCount:
+    """Show each note that holds one of WORD... as it is found, then how many words those notes have."""
+    section = section_of(call.require_plan(), "notes", NotesSection)
+    found = {}
+    for name, text in section.files.items():
+        if set(words) & set(text.split()):
+            call.on_event(Record("note", f"{name}: {text}", {"file": name}))
+            found[name] = len(text.split())
+    return WordCount(found)
+
+
 class NotesTarget(Target):
     name = "notes"
     summary = "Text files in a directory (a demonstration target)."
@@ -92,7 +105,7 @@ class NotesTarget(Target):
         return NotesSession([NoteFile(Path(section.directory) / name, text) for name, text in section.files.items()])
 
     def commands(self) -> Sequence[Command]:
-        return (Command("count", count),)
+        return (Command("count", count), Command("grep", grep))
 
 
 TARGET = NotesTarget()
