@@ -4,7 +4,7 @@ endpoints and their client (`dicomweb`), the resumable upload (`files`, `upload`
 the plan's test studies as a resource (`seed`).
 
 Used by the sandbox (the data plane behind each emulated DICOM service), by the targets' `upload`, `search`,
-`verify` and seeding, by the end-to-end tests, and by the self-hosted Orthanc target. The Orthanc names below
+`verify` and seeding, by the end-to-end tests, and by the self-hosted Orthanc target. The process names below
 load on first use (PEP 562), so a target module may import `provision.dicom.defaults` at start-up for free.
 """
 
@@ -13,14 +13,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# light, and imported here so that the name `orthanc_config` is the function, not its module
+from .orthanc_config import DICOMWEB_ROOT, OrthancSettings, orthanc_config
+
 if TYPE_CHECKING:
-    from .orthanc_config import DICOMWEB_ROOT, OrthancSettings, orthanc_config
     from .orthanc_process import Orthanc, OrthancError, find_orthanc, find_plugin, spawn_orthanc, start_orthanc
 
 _LAZY = {
-    "DICOMWEB_ROOT": "orthanc_config",
-    "OrthancSettings": "orthanc_config",
-    "orthanc_config": "orthanc_config",
     "Orthanc": "orthanc_process",
     "OrthancError": "orthanc_process",
     "find_orthanc": "orthanc_process",

@@ -110,9 +110,11 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             arm.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Debian's Chromium (one for the session's viewer tests), trusting the sandbox CA through NSS."""
+    """Debian's Chromium for one viewer test module, trusting the sandbox CA through NSS. Per module, not per
+    session: Playwright's sync API keeps an event loop running in the test thread while it is open, and every
+    later test calling asyncio.run() would fail."""
     from e2e_browser import CHROMIUM_FLAGS, chromium_path, trusted_home
     from playwright.sync_api import sync_playwright
 
