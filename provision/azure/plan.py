@@ -17,6 +17,7 @@ from provision.plan.base import (
     HttpMethod,
     HttpsUrl,
     Loc,
+    LocalPath,
     Model,
     OhifSection,
     RedirectUri,
@@ -170,12 +171,18 @@ class AzureDicom(Model):
         default=None,
         description="Omitted: not managed. Listed: the service holds exactly these (others are deleted).",
     )
+    seed: tuple[LocalPath, ...] = Field(
+        default=(),
+        description="Test studies uploaded at the end of apply (only the missing instances): DICOM files, folders"
+        " and .zip archives, relative to the plan file. The tool's identity needs DICOM Data Owner (azure.access).",
+    )
 
     @model_validator(mode="after")
     def _unique_query_tags(self) -> AzureDicom:
         repeated = duplicates(tag.path.upper() for tag in self.extended_query_tags or ())
         if repeated:
             raise ValueError(f"extended query tag {sorted(repeated)[0]} is listed more than once")
+        fail((("seed",), f"{path!r} is listed twice") for path in sorted(duplicates(self.seed)))
         return self
 
 

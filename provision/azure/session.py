@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from provision.azure.clouds import Cloud, resolve_cloud
 from provision.azure.ownership import Owner
@@ -18,6 +19,10 @@ from provision.azure.resources.entra import Application
 from provision.core import UNKNOWN, Resource
 from provision.core.target import Connection, OhifResult, PlanView, section_of
 from provision.errors import ConfigurationError, ProvisionError
+
+if TYPE_CHECKING:
+    from provision.azure.dataplane import DicomAccess
+    from provision.dicom.seed import SeedFiles
 
 
 def _env(name: str) -> str | None:
@@ -46,6 +51,7 @@ class AzureSession:
         resources: list[Resource],
         credential: Any = None,
         transport: Any = None,
+        ca_bundles: tuple[Path, ...] = (),
     ) -> None:
         self.plan = plan
         self.section = section
@@ -55,6 +61,14 @@ class AzureSession:
         self.resources = resources
         self.credential = credential
         self.transport = transport
+        #: the CA bundles to trust besides the system's (the sandbox's, --ca-bundle)
+        self.ca_bundles = ca_bundles
+
+    def dicom_access(self) -> DicomAccess:
+        """How to reach the DICOM services' data plane (upload, search, change feed, seeding)."""
+        from provision.azure.dataplane import DicomAccess
+
+        return DicomAccess(self.credential, self.cloud.dicom_audience, self.ca_bundles)
 
     def ohif(self, outputs: Mapping[str, Mapping[str, Any]]) -> OhifResult | None:
         """`ohif.json` from what exists: the app's client id and the DICOM service's URL. No secret."""
@@ -172,7 +186,7 @@ async def open_session(plan: PlanView, connection: Connection) -> AzureSession:
     )
     session = AzureSession(
         plan=plan, section=section, cloud=cloud, tenant_id=tenant_id, azure=azure, resources=[], credential=credential,
-        transport=transport,
+        transport=transport, ca_bundles=tuple(bundles),
     )
     try:
         if _needs_arm(section):
@@ -191,11 +205,27 @@ async def open_session(plan: PlanView, connection: Connection) -> AzureSession:
             azure.data_plane = DicomDataPlane(credential, cloud.dicom_audience, context)
         if session.tenant_id is None and section.app is not None:
             session.tenant_id = await _tenant_from_token(credential, cloud, token_claims)
-        session.resources = build_resources(section, azure)
+        seed = None
+        if section.dicom is not None and section.dicom.seed:
+            seed = await _seed_files(plan, section.dicom.seed)
+            azure.dicom_access = session.dicom_access()
+        session.resources = build_resources(section, azure, seed)
     except BaseException:
         await session.aclose()
         raise
     return session
+
+
+async def _seed_files(plan: PlanView, paths: tuple[str, ...]) -> SeedFiles:
+    """What `azure.dicom.seed` holds (headers only), refused before any change when it holds no DICOM file."""
+    import asyncio
+
+    from provision.dicom.seed import SeedFiles
+    from provision.plan.base import resolve_path
+
+    resolved = [resolve_path(path, plan.source) for path in paths]
+    where = f"{plan.source or 'the plan'}: azure.dicom.seed"
+    return await asyncio.to_thread(SeedFiles.read, resolved, where)
 
 
 async def _tenant_from_token(credential: Any, cloud: Cloud, token_claims: Any) -> str:

@@ -9,9 +9,14 @@ from typing import TYPE_CHECKING, Annotated
 
 from provision.core.commands import Checks, Command, CommandCall, GcCall, Option
 from provision.core.target import Connection, GcPlaces, PlanView, Target, TargetSession
+from provision.dicom.defaults import DEFAULT_CONCURRENCY
+from provision.dicom.options import Concurrency, Limit, Modality, PatientId, StudyUid, UploadPaths
 
 if TYPE_CHECKING:
+    from provision.azure.changefeed import ChangeFeed
     from provision.core.gc import Inventory
+    from provision.dicom.search import StudyList
+    from provision.dicom.upload import UploadReport
 
 
 async def verify(
@@ -27,6 +32,41 @@ async def verify(
     from provision.azure import verify as checks
 
     return await checks.verify(call, write_test=write_test)
+
+
+async def upload(call: CommandCall, *, paths: UploadPaths, concurrency: Concurrency = DEFAULT_CONCURRENCY,
+                 ) -> UploadReport:
+    """Upload DICOM files to the plan's DICOM service (STOW-RS): only the instances it does not hold yet.
+
+    Files that are not DICOM are reported and skipped. Exits 1 if any instance failed; running it again
+    sends only what is still missing.
+    """
+    from provision.azure import data_commands
+
+    return await data_commands.upload(call, paths=paths, concurrency=concurrency)
+
+
+async def search(call: CommandCall, *, patient_id: PatientId = None, study_uid: StudyUid = None,
+                 modality: Modality = None, limit: Limit = 100) -> StudyList:
+    """Search the plan's DICOM service for studies (QIDO-RS): a table, or JSON with --output json."""
+    from provision.azure import data_commands
+
+    return await data_commands.search(call, patient_id=patient_id, study_uid=study_uid, modality=modality,
+                                      limit=limit)
+
+
+async def changefeed(
+    call: CommandCall,
+    *,
+    since: Annotated[str | None, Option("Only changes from this time on: ISO 8601 (2024-05-01T10:00:00Z) or how "
+                                        "long ago (90m, 2d).", metavar="T")] = None,
+    follow: Annotated[bool, Option("Keep polling and show new changes as they come (Ctrl+C ends).")] = False,
+    interval: Annotated[float, Option("Seconds between polls with --follow.")] = 5.0,
+) -> ChangeFeed:
+    """Read the DICOM service's change feed (/v2/changefeed): sequence, time, action, state and UIDs."""
+    from provision.azure import data_commands
+
+    return await data_commands.changefeed(call, since=since, follow=follow, interval=interval)
 
 
 async def gc_places(
@@ -57,7 +97,8 @@ class AzureTarget(Target):
         return await open_session(plan, connection)
 
     def commands(self) -> Sequence[Command]:
-        return (Command("verify", verify),)
+        return (Command("verify", verify), Command("upload", upload), Command("search", search),
+                Command("changefeed", changefeed))
 
     def gc_places(self) -> GcPlaces:
         return gc_places

@@ -13,11 +13,16 @@ from rich.table import Table
 from rich.text import Text
 
 from provision.core.commands import Applied, Checks, Report
+from provision.core.events import BulkProgress
 
 if TYPE_CHECKING:  # the engine (and asyncio) load only when a command runs: `provision --help` stays fast
     from datetime import datetime
 
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
+
     from provision.core import Event, Plan, Step
+    from provision.core.events import Record
     from provision.core.gc import GcResult
     from provision.core.target import OhifResult
 
@@ -135,9 +140,93 @@ def plan_document(plan: Plan, *, source: str, destroy: bool = False) -> dict[str
     }
 
 
-def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+def print_json(document: Any, *, one_line: bool = False) -> None:
+    sys.stdout.write(json.dumps(document, indent=None if one_line else 2, default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_record(record: Record, *, text: bool) -> None:
+    """One streamed item: its line for people, or one JSON line (JSON Lines) for machines."""
+    if text:
+        console.print(record.text)
+    else:
+        sys.stdout.write(json.dumps(record.document, default=str) + "\n")
+        sys.stdout.flush()
+
+
+#: without a terminal, a bulk transfer prints one line per this many finished files (and at every stage change)
+BULK_LINE_EVERY = 500
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f}"
+
+
+class _BulkDisplay:
+    """A bulk transfer's progress: a rich progress bar on a terminal (files, MB, items/s, ETA), else a plain
+    line every `BULK_LINE_EVERY` files, at every stage change and at the end."""
+
+    def __init__(self, interactive: bool, started: float) -> None:
+        self.interactive = interactive
+        self.started = started
+        self.bar: RichProgress | None = None
+        self.task: TaskID | None = None
+        self.stage = ""
+        self.stage_started = time.monotonic()
+        self.last_line_at = -1
+
+    def rate(self, event: BulkProgress) -> str:
+        elapsed = time.monotonic() - self.stage_started
+        if not event.transferred or elapsed <= 0:
+            return ""
+        return f"{event.transferred / elapsed:.0f} instances/s"
+
+    def __call__(self, event: BulkProgress) -> None:
+        if event.stage != self.stage:
+            self.stage, self.stage_started = event.stage, time.monotonic()
+            self.last_line_at = -1
+        if self.interactive:
+            self._bar(event)
+        else:
+            self._line(event)
+
+    def _bar(self, event: BulkProgress) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        if self.bar is None:
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                TextColumn("{task.completed}/{task.total} {task.fields[unit]}"),
+                                TextColumn("{task.fields[size]}"), TextColumn("{task.fields[rate]}"),
+                                TimeRemainingColumn(), TextColumn("{task.fields[counts]}"),
+                                console=err_console, transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task(event.stage, total=None, unit=event.unit, size="", rate="", counts="")
+        assert self.task is not None
+        size = f"{_megabytes(event.bytes_done)}/{_megabytes(event.bytes_total)} MB" if event.bytes_total else ""
+        counts = ", ".join(f"{n} {name}" for name, n in event.counts.items() if n)
+        self.bar.update(self.task, description=f"{event.operation}: {event.stage}", completed=event.done,
+                        total=event.total, unit=event.unit, size=size, rate=self.rate(event), counts=counts)
+        if event.finished:
+            self.close()
+
+    def _line(self, event: BulkProgress) -> None:
+        due = self.last_line_at < 0 or event.done - self.last_line_at >= BULK_LINE_EVERY or event.finished
+        if not due:
+            return
+        self.last_line_at = event.done
+        clock = time.monotonic() - self.started
+        of = f"/{event.total}" if event.total is not None else ""
+        size = f", {_megabytes(event.bytes_done)}/{_megabytes(event.bytes_total)} MB" if event.bytes_total else ""
+        rate = self.rate(event)
+        counts = ", ".join(f"{name} {n}" for name, n in event.counts.items() if n)
+        detail = "".join([f", {rate}" if rate else "", f"; {counts}" if counts else ""])
+        err_console.print(f"[{clock:6.1f}s] {event.operation}: {event.stage} {event.done}{of} {event.unit}{size}"
+                          f"{detail}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
 
 class Progress:
@@ -152,6 +241,7 @@ class Progress:
         self.rows: dict[str, tuple[str, str, float, str]] = {}
         self.live: Live | None = None
         self.interactive = enabled and err_console.is_terminal
+        self.bulk: _BulkDisplay | None = None
 
     def _start_live(self) -> None:
         # the table is rebuilt on every refresh (4 per second), so a long wait's elapsed time keeps counting
@@ -165,12 +255,22 @@ class Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.bulk is not None:
+            self.bulk.close()
         if self.live is not None:
             self.live.refresh()
             self.live.__exit__(None, None, None)
 
-    def __call__(self, event: Event) -> None:
-        if not self.enabled or event.phase == "read":
+    def __call__(self, event: Event | BulkProgress) -> None:
+        if not self.enabled:
+            return
+        if isinstance(event, BulkProgress):
+            if self.bulk is None:
+                # one live display at a time: a bulk transfer shown next to a live table prints lines instead
+                self.bulk = _BulkDisplay(self.interactive and self.live is None, self.started)
+            self.bulk(event)
+            return
+        if event.phase == "read":
             return
         if self.interactive and self.live is None:
             self._start_live()
@@ -237,8 +337,10 @@ def print_checks(checks: Checks) -> None:
                   style="bold red" if failed else "bold green")
 
 
-def render_result(result: object, *, text: bool, source: str, detailed_exitcode: bool = False) -> int:
-    """Show a command's result (a table, a summary, or JSON) and return its exit code."""
+def render_result(result: object, *, text: bool, source: str, detailed_exitcode: bool = False,
+                  json_lines: bool = False) -> int:
+    """Show a command's result (a table, a summary, or JSON) and return its exit code. `json_lines`: the command
+    streamed records as JSON lines, so its closing document is one line too."""
     if isinstance(result, Checks):
         print_checks(result) if text else print_json(result.document())
         return 0 if result.ok else 1
@@ -260,7 +362,7 @@ def render_result(result: object, *, text: bool, source: str, detailed_exitcode:
             for line in result.lines():
                 console.print(line)
         else:
-            print_json(result.document())
+            print_json(result.document(), one_line=json_lines)
         return 0 if result.ok else 1
     raise TypeError(f"no way to show a {type(result).__name__}")  # pragma: no cover - a command's bug
 

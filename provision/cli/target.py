@@ -28,9 +28,11 @@ from provision.cli.render import (
     print_json,
     print_ohif,
     print_plan,
+    print_record,
     render_result,
 )
-from provision.core.commands import Command, CommandCall, Option, PlanUse
+from provision.core.commands import Argument, Command, CommandCall, Option, PlanUse
+from provision.core.events import CommandEvent, Record
 from provision.core.target import Connection, SandboxEndpoints, Target, TargetSession
 from provision.errors import ConfigurationError, PlanError, ProvisionError
 
@@ -425,11 +427,12 @@ def _finish(session: TargetSession, outcome: Outcome, planned: EnginePlan, out: 
 
 
 def option_parameters(function: Callable[..., Any]) -> list[inspect.Parameter]:
-    """The keyword-only `Annotated[T, Option(...)]` parameters of `function`, as typer parameters.
+    """The keyword-only `Annotated[T, Option(...)]` and `Annotated[T, Argument(...)]` parameters of `function`,
+    as typer parameters (arguments first, in their order).
 
     Each annotation is evaluated on its own in the function's module, so its other annotations may name
     types that module imports only for type checking."""
-    parameters = []
+    arguments, options = [], []
     for parameter in inspect.signature(function).parameters.values():
         if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
             continue
@@ -437,15 +440,22 @@ def option_parameters(function: Callable[..., Any]) -> list[inspect.Parameter]:
         if isinstance(annotation, str):
             annotation = eval(annotation, function.__globals__)
         base, *metadata = typing.get_args(annotation)
+        argument = next((m for m in metadata if isinstance(m, Argument)), None)
+        if argument is not None:
+            info: Any = typer.Argument(help=argument.help, metavar=argument.metavar, show_default=False)
+            arguments.append(inspect.Parameter(parameter.name, inspect.Parameter.KEYWORD_ONLY,
+                                               default=parameter.default, annotation=Annotated[base, info]))
+            continue
         option = next((m for m in metadata if isinstance(m, Option)), None)
         if option is None:
-            raise TypeError(f"{function.__qualname__}: parameter {parameter.name} is not Annotated[..., Option()]")
+            raise TypeError(f"{function.__qualname__}: parameter {parameter.name} is not Annotated[..., Option()] "
+                            "or Annotated[..., Argument()]")
         flags = option.flags or (f"--{parameter.name.replace('_', '-')}",)
         info = typer.Option(*flags, help=option.help, metavar=option.metavar, envvar=option.envvar,
                             min=option.minimum, max=option.maximum, show_default=parameter.default not in (None, False))
-        parameters.append(inspect.Parameter(parameter.name, inspect.Parameter.KEYWORD_ONLY,
-                                            default=parameter.default, annotation=Annotated[base, info]))
-    return parameters
+        options.append(inspect.Parameter(parameter.name, inspect.Parameter.KEYWORD_ONLY,
+                                         default=parameter.default, annotation=Annotated[base, info]))
+    return [*arguments, *options]
 
 
 def build_function(name: str, doc: str | None, parameters: list[inspect.Parameter],
@@ -460,6 +470,11 @@ def build_function(name: str, doc: str | None, parameters: list[inspect.Paramete
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in parameters}
     return command
+
+
+#: the parameters `command_function` adds itself (never passed to the command)
+_SHARED_NAMES = frozenset({"plan_file", "dry_run", "detailed_exitcode", "auto_approve", "sandbox", "ca_bundle",
+                           "output"})
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -477,6 +492,9 @@ def command_function(target: Target, command: Command) -> Callable[..., None]:
     elif command.plan is PlanUse.OPTIONAL:
         shared.append(_keyword("plan_file", Annotated[Path | None, typer.Argument(
             help=f"Plan file: use its {target.name} section. Omit to use the flags.", show_default=False)], None))
+    # positional arguments follow the plan file
+    shared += [p for p in own if p.default is inspect.Parameter.empty]
+    own = [p for p in own if p.default is not inspect.Parameter.empty]
     if command.confirms:
         shared += [
             _keyword("dry_run", Annotated[bool, typer.Option("--dry-run", help="Show the differences and change "
@@ -488,7 +506,7 @@ def command_function(target: Target, command: Command) -> Callable[..., None]:
         ]
     shared += [_keyword("sandbox", SandboxOpt, False), _keyword("ca_bundle", CaBundleOpt, None),
                _keyword("output", OutputOpt, OutputFormat.text)]
-    own_names = {p.name for p in own}
+    own_names = {p.name for p in own} | {p.name for p in shared if p.name != "plan_file"} - _SHARED_NAMES
 
     def body(values: dict[str, Any]) -> None:
         text = values["output"] is OutputFormat.text
@@ -498,15 +516,24 @@ def command_function(target: Target, command: Command) -> Callable[..., None]:
             if command.confirms and not dry_run:
                 _json_needs_auto_approve(text, bool(values.get("auto_approve")), dry_run_allowed=True)
             plan = load(plan_file, target.name) if plan_file is not None else None
+            streamed: list[Record] = []
             with sandbox_info(values["sandbox"]) as info, Progress(enabled=text, lazy=True) as progress:
+
+                def on_event(event: CommandEvent) -> None:
+                    if isinstance(event, Record):
+                        streamed[:1] = [event]
+                        print_record(event, text=text)
+                    else:
+                        progress(event)
+
                 call = CommandCall(
                     plan=plan, source=str(plan_file) if plan_file is not None else "command line",
-                    connection=connection_of(info, values["ca_bundle"]), on_event=progress,
+                    connection=connection_of(info, values["ca_bundle"]), on_event=on_event,
                     confirm=make_confirm(text=text, auto_approve=bool(values.get("auto_approve")), dry_run=dry_run),
                 )
                 result = run_async(command.run(call, **{k: v for k, v in values.items() if k in own_names}))
             code = render_result(result, text=text, source=call.source,
-                                 detailed_exitcode=bool(values.get("detailed_exitcode")))
+                                 detailed_exitcode=bool(values.get("detailed_exitcode")), json_lines=bool(streamed))
         if code:
             raise typer.Exit(code)
 

@@ -2,12 +2,14 @@
 
 A command is an async function `run(call, **options)` that returns a result object and never prints. Its
 options are keyword parameters annotated `Annotated[T, Option(help=...)]` with a default; the CLI turns each
-into a flag (`write_test` -> `--write-test`) and adds the options every command shares (the plan file when the
-command takes one, `--sandbox`, `--ca-bundle`, `--output`). A command that changes something shows its plan
-and asks through `call.confirm` (the CLI's one show/confirm flow, which also gives it `--auto-approve`,
-`--dry-run` and `--detailed-exitcode`).
+into a flag (`write_test` -> `--write-test`). A keyword parameter annotated `Annotated[T, Argument(help=...)]`
+without a default is a positional argument after the plan file (`list[Path]`: `PATH...`). The CLI adds the
+options every command shares (the plan file when the command takes one, `--sandbox`, `--ca-bundle`,
+`--output`). A command that changes something shows its plan and asks through `call.confirm` (the CLI's one
+show/confirm flow, which also gives it `--auto-approve`, `--dry-run` and `--detailed-exitcode`).
 
-What the CLI knows how to render: `Checks` (verify), `Applied` (a confirmed change) and any `Report`.
+What the CLI knows how to render: `Checks` (verify), `Applied` (a confirmed change) and any `Report`; progress
+and streamed items arrive through `call.on_event` (`provision.core.events`).
 """
 
 from __future__ import annotations
@@ -17,11 +19,20 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from provision.core.events import EventSink, ignore
+from provision.core.events import CommandEventSink, ignore
 
 if TYPE_CHECKING:
     from provision.core.engine import Outcome, Plan
     from provision.core.inputs import Connection, PlanView
+
+
+@dataclass(frozen=True)
+class Argument:
+    """`Annotated` metadata of a positional command argument (after the plan file); a `list[...]` one takes
+    one or more values (`PATH...`)."""
+
+    help: str
+    metavar: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,8 @@ class CommandCall:
     #: where its input came from, for reports: the plan file, or "command line"
     source: str
     connection: Connection
-    on_event: EventSink = ignore
+    #: progress: the engine's events, `BulkProgress` of a bulk transfer, `Record`s a command streams
+    on_event: CommandEventSink = ignore
     confirm: Confirm = confirm_always
 
     def require_plan(self) -> PlanView:
@@ -166,6 +178,7 @@ class Report(Protocol):
 
 __all__ = [
     "Applied",
+    "Argument",
     "Check",
     "Checks",
     "Command",

@@ -54,7 +54,7 @@ def _encode(elements: Iterable[tuple[int, str, str | int | bytes | tuple[int, ..
         elif vr == "UL":
             raw = struct.pack("<I", int(value))  # type: ignore[arg-type]
         else:
-            raw = str(value).encode("ascii")
+            raw = str(value).encode("utf-8")  # ASCII, or UTF-8 under SpecificCharacterSet ISO_IR 192
         out += _element(tag, vr, raw)
     return bytes(out)
 
@@ -101,10 +101,14 @@ def synthetic_study(
     study_uid = derived_uid(root, "study")
     series_uid = derived_uid(root, "series")
     result = []
+    texts = (study_description, patient_name, patient_id, accession_number)
+    # names with accents (Müller) are written in UTF-8, which the data set must then declare
+    charset = [] if all(t.isascii() for t in texts) else [(0x00080005, "CS", "ISO_IR 192")]
     for number in range(1, instances + 1):
         sop_uid = derived_uid(root, "instance", str(number))
         dataset = _encode(
             [
+                *charset,
                 (0x00080016, "UI", SECONDARY_CAPTURE_IMAGE_STORAGE),
                 (0x00080018, "UI", sop_uid),
                 (0x00080020, "DA", study_date),

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, WithJsonSchema, model_validator
 
 from provision.plan import validators as v
-from provision.plan.base import Loc, Model, Rule, Section, duplicates, fail
+from provision.plan.base import Loc, LocalPath, Model, Rule, Section, duplicates, fail
 
 __all__ = ["GcpAccess", "GcpDataset", "GcpDicomStore", "GcpNotification", "GcpSection"]
 
@@ -48,11 +48,19 @@ class GcpDicomStore(Model):
         ),
     ] = Field(default_factory=dict)
     notification: GcpNotification | None = None
+    seed: tuple[LocalPath, ...] = Field(
+        default=(),
+        description="Test studies uploaded into this store at the end of apply (only the missing instances): DICOM"
+        " files, folders and .zip archives, relative to the plan file.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        problems: list[tuple[Loc, str]] = []
         if len(self.labels) > 64:
-            fail([(("labels",), f"has {len(self.labels)} labels; at most 64 are allowed")])
+            problems.append((("labels",), f"has {len(self.labels)} labels; at most 64 are allowed"))
+        problems += [(("seed",), f"{path!r} is listed twice") for path in sorted(duplicates(self.seed))]
+        fail(problems)
         return self
 
 

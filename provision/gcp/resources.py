@@ -267,6 +267,8 @@ class DicomStoreResource(Resource):
             "name": self.name.name,
             "dicomweb_root": f"{self.client.api_base}/{self.name.name}/dicomWeb",
             "owned": self.owned(actual) if "labels" in actual else False,
+            # False while planning the store's creation (the engine's stand-in has no name yet)
+            "exists": isinstance(actual.get("name"), str) and bool(actual.get("name")),
         }
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:

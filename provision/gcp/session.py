@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from provision.core import Resource
 from provision.core.target import Connection, OhifResult, PlanView, section_of
@@ -15,6 +16,9 @@ from provision.gcp.plan import GcpSection
 from provision.gcp.resources import DatasetResource, DicomStoreResource, IamPolicyResource
 from provision.ohif import config as ohif
 from provision.plan import validators as v
+
+if TYPE_CHECKING:
+    from provision.dicom.seed import SeedFiles
 
 
 def plan_grants(gcp: GcpSection) -> dict[str | None, list[RoleGrant]]:
@@ -30,8 +34,11 @@ def plan_grants(gcp: GcpSection) -> dict[str | None, list[RoleGrant]]:
     return grants
 
 
-def build_resources(client: HealthcareClient, plan: PlanView, gcp: GcpSection) -> list[Resource]:
-    """Dataset, stores and IAM policies of the plan's `gcp` section, wired by dependencies."""
+def build_resources(client: HealthcareClient, plan: PlanView, gcp: GcpSection,
+                    seeds: Mapping[str, SeedFiles] | None = None, session: GcpSession | None = None,
+                    ) -> list[Resource]:
+    """Dataset, stores, IAM policies and the stores' seeds of the plan's `gcp` section, wired by dependencies
+    (`seeds` by store id; their endpoints come from `session`)."""
     dataset_name = HealthcareName(gcp.project, gcp.location, gcp.dataset.id)
     dataset = DatasetResource(client, dataset_name, create=gcp.dataset.create, plan_name=plan.name, env=plan.env)
     resources: list[Resource] = [dataset]
@@ -65,7 +72,27 @@ def build_resources(client: HealthcareClient, plan: PlanView, gcp: GcpSection) -
             resources.append(
                 IamPolicyResource(client, store.name, grants, depends_on=(store.address,), parent=store.address)
             )
+    policies = tuple(r.address for r in resources if isinstance(r, IamPolicyResource))
+    for store_id, seed in (seeds or {}).items():
+        if session is None:  # pragma: no cover - open_session always passes it along with the seeds
+            raise ValueError("seeding needs the session")
+        resources.append(_seed(session, stores[store_id], seed, policies))
     return resources
+
+
+def _seed(session: GcpSession, store: DicomStoreResource, seed: SeedFiles, after: tuple[str, ...]) -> Resource:
+    """The store's test studies, uploaded after the IAM policies are written."""
+    from provision.core import Context
+    from provision.dicom.dicomweb import Endpoint
+    from provision.dicom.seed import DicomSeed
+    from provision.gcp.dataplane import endpoint_for
+
+    def endpoint_of(ctx: Context) -> Endpoint | None:
+        exists = ctx.inputs(store.address).get("exists") is True
+        return endpoint_for(session.client, session.ca_bundles, store.name.name) if exists else None
+
+    return DicomSeed(f"gcp.dicom_seed[{store.name.store}]", seed, endpoint_of,
+                     depends_on=(store.address, *after), store_address=store.address)
 
 
 def _source_name(base: str, store_id: str) -> str:
@@ -97,7 +124,7 @@ def oauth_client_notes(client_id: str | None, viewer_url: str | None) -> list[st
 
 
 def ohif_result(
-    plan: PlanView, gcp: GcpSection, outputs: Mapping[str, Mapping[str, Any]]
+    plan: PlanView, gcp: GcpSection, outputs: Mapping[str, Mapping[str, Any]], authority: str = ohif.GOOGLE_AUTHORITY
 ) -> OhifResult | None:
     """OHIF's `oidc` and one data source per store, from the stores' outputs (their DICOMweb roots)."""
     stores = [store.id for store in gcp.dicom_stores]
@@ -127,7 +154,7 @@ def ohif_result(
     oidc = []
     if gcp.oauth_client_id:
         redirect = f"{viewer_url}/callback" if viewer_url else "/callback"
-        oidc.append(ohif.google_oidc(client_id=gcp.oauth_client_id, redirect_uri=redirect))
+        oidc.append(ohif.google_oidc(client_id=gcp.oauth_client_id, redirect_uri=redirect, authority=authority))
     document = ohif.ohif_document(oidc, sources)
     return OhifResult(document, viewer_url=viewer_url, notes=oauth_client_notes(gcp.oauth_client_id, viewer_url))
 
@@ -136,14 +163,19 @@ class GcpSession:
     """Implements `provision.core.target.TargetSession` for Google Cloud Healthcare."""
 
     def __init__(self, plan: PlanView, section: GcpSection, client: HealthcareClient,
-                 resources: list[Resource]) -> None:
+                 resources: list[Resource], ca_bundles: tuple[Path, ...] = (),
+                 authority: str = ohif.GOOGLE_AUTHORITY) -> None:
         self.plan = plan
         self.section = section
         self.client = client
         self.resources = resources
+        #: the CA bundles to trust besides the system's (the sandbox's, --ca-bundle), for DICOMweb
+        self.ca_bundles = ca_bundles
+        #: where viewers sign in: accounts.google.com, or the sandbox's `{url}/google`
+        self.authority = authority
 
     def ohif(self, outputs: Mapping[str, Mapping[str, Any]]) -> OhifResult | None:
-        return ohif_result(self.plan, self.section, outputs)
+        return ohif_result(self.plan, self.section, outputs, self.authority)
 
     async def aclose(self) -> None:
         self.client.close()
@@ -158,13 +190,33 @@ async def open_session(
     """
     section = section_of(plan, "gcp", GcpSection)
     plan_grants(section)  # refuses malformed roles/members before connecting
+    seeds = await _seed_files(plan, section)
     client = open_client(connection, endpoint=endpoint, credentials=credentials)
+    authority = f"{connection.sandbox.url.rstrip('/')}/google" if connection.sandbox else ohif.GOOGLE_AUTHORITY
+    session = GcpSession(plan, section, client, [], tuple(connection.trusted()), authority)
     try:
-        resources = build_resources(client, plan, section)
+        session.resources = build_resources(client, plan, section, seeds, session)
     except BaseException:
         client.close()
         raise
-    return GcpSession(plan, section, client, resources)
+    return session
+
+
+async def _seed_files(plan: PlanView, section: GcpSection) -> dict[str, SeedFiles]:
+    """What each store's `seed:` holds (headers only), refused before anything is called when it holds no
+    DICOM file."""
+    import asyncio
+
+    from provision.dicom.seed import SeedFiles
+    from provision.plan.base import resolve_path
+
+    seeds: dict[str, SeedFiles] = {}
+    for index, store in enumerate(section.dicom_stores):
+        if store.seed:
+            paths = [resolve_path(path, plan.source) for path in store.seed]
+            where = f"{plan.source or 'the plan'}: gcp.dicom_stores[{index}].seed"
+            seeds[store.id] = await asyncio.to_thread(SeedFiles.read, paths, where)
+    return seeds
 
 
 __all__ = ["GcpSession", "build_resources", "oauth_client_notes", "ohif_result", "open_session", "plan_grants"]

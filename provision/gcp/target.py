@@ -9,9 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 
 from provision.core.commands import Applied, Command, CommandCall, GcCall, Option, PlanUse
 from provision.core.target import Connection, GcPlaces, PlanView, Target, TargetSession
+from provision.dicom.defaults import DEFAULT_CONCURRENCY
+from provision.dicom.options import Concurrency, Limit, Modality, PatientId, StudyUid, UploadPaths
 
 if TYPE_CHECKING:
     from provision.core.gc import Inventory
+    from provision.dicom.search import StudyList
+    from provision.dicom.upload import UploadReport
 
 
 async def roles(
@@ -40,6 +44,31 @@ async def roles(
         call, store=store, dataset=dataset, viewer=viewer, editor=editor, revoke_viewer=revoke_viewer,
         revoke_editor=revoke_editor, authoritative=authoritative,
     )
+
+
+Store = Annotated[str | None, Option("The plan's DICOM store (its id in gcp.dicom_stores); may be omitted when "
+                                    "the plan declares one.", metavar="ID")]
+
+
+async def upload(call: CommandCall, *, paths: UploadPaths, store: Store = None,
+                 concurrency: Concurrency = DEFAULT_CONCURRENCY) -> UploadReport:
+    """Upload DICOM files to one of the plan's DICOM stores (STOW-RS): only the instances it does not hold yet.
+
+    Files that are not DICOM are reported and skipped. Exits 1 if any instance failed; running it again
+    sends only what is still missing.
+    """
+    from provision.gcp import data_commands
+
+    return await data_commands.upload(call, paths=paths, store=store, concurrency=concurrency)
+
+
+async def search(call: CommandCall, *, store: Store = None, patient_id: PatientId = None, study_uid: StudyUid = None,
+                 modality: Modality = None, limit: Limit = 100) -> StudyList:
+    """Search one of the plan's DICOM stores for studies (QIDO-RS): a table, or JSON with --output json."""
+    from provision.gcp import data_commands
+
+    return await data_commands.search(call, store=store, patient_id=patient_id, study_uid=study_uid,
+                                      modality=modality, limit=limit)
 
 
 async def gc_places(
@@ -73,7 +102,8 @@ class GcpTarget(Target):
         return await open_session(plan, connection)
 
     def commands(self) -> Sequence[Command]:
-        return (Command("roles", roles, plan=PlanUse.OPTIONAL, confirms=True),)
+        return (Command("roles", roles, plan=PlanUse.OPTIONAL, confirms=True), Command("upload", upload),
+                Command("search", search))
 
     def gc_places(self) -> GcPlaces:
         return gc_places

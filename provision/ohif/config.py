@@ -96,6 +96,9 @@ def google_dicomweb_root(store_name: str, base: str = GOOGLE_DICOMWEB_BASE) -> s
 
 
 def google_oidc(*, client_id: str, redirect_uri: str, authority: str = GOOGLE_AUTHORITY) -> dict[str, Any]:
+    """`oidc[0]` for Google sign-in (OHIF's google.js); `authority` is accounts.google.com except against the
+    sandbox, which plays it at `{url}/google` (and revokes there too)."""
+    revoke = GOOGLE_REVOKE_URI if authority == GOOGLE_AUTHORITY else f"{authority}/o/oauth2/revoke?token="
     return {
         "authority": authority,
         "client_id": client_id,
@@ -103,7 +106,7 @@ def google_oidc(*, client_id: str, redirect_uri: str, authority: str = GOOGLE_AU
         "response_type": "id_token token",
         "scope": GOOGLE_SCOPE,
         "post_logout_redirect_uri": "/logout-redirect.html",
-        "revoke_uri": GOOGLE_REVOKE_URI,
+        "revoke_uri": revoke,
         "automaticSilentRenew": True,
         "revokeAccessTokenOnSignout": True,
     }

@@ -13,15 +13,25 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
 from provision.plan import validators as v
 
 __all__ = [
+    "PLAN_DIR",
     "CorsOrigin",
     "DataSourceName",
     "Email",
@@ -30,6 +40,7 @@ __all__ = [
     "HttpMethod",
     "HttpsUrl",
     "Loc",
+    "LocalPath",
     "Model",
     "OhifSection",
     "PlanName",
@@ -39,6 +50,7 @@ __all__ = [
     "ViewerUrl",
     "duplicates",
     "fail",
+    "resolve_path",
 ]
 
 Loc = tuple[str | int, ...]
@@ -93,6 +105,29 @@ CorsOrigin = Annotated[str, Rule(v.check_cors_origin, v.CORS_ORIGIN_RE)]
 DataSourceName = Annotated[str, Rule(v.check_data_source_name, v.DATA_SOURCE_NAME_RE)]
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+#: the validation context key of the folder relative paths in a plan start from (the plan file's)
+PLAN_DIR = "plan_dir"
+
+
+def _check_local_path(value: str, info: ValidationInfo) -> str:
+    """A file or folder that must exist, relative to the plan file's folder (checked when the plan is loaded
+    from a file: the loader puts that folder into the validation context)."""
+    base = (info.context or {}).get(PLAN_DIR)
+    if base is not None and not (Path(base) / value).exists():
+        raise ValueError(f"{value!r} does not exist (relative paths start at the plan file's folder, {base})")
+    return value
+
+
+LocalPath = Annotated[str, Field(min_length=1), AfterValidator(_check_local_path)]
+
+
+def resolve_path(value: str, plan_source: Path | None) -> Path:
+    """A plan's `LocalPath` as a path: relative ones start at the plan file's folder."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return path
+    return (plan_source.parent if plan_source is not None else Path.cwd()) / path
 
 
 class Model(BaseModel):

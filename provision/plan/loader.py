@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from provision.errors import Diagnostic, PlanError
+from provision.plan.base import PLAN_DIR
 from provision.plan.models import Plan, plan_model
 from provision.plan.names import fit_interpolated
 
@@ -435,7 +436,7 @@ def _parse(text: str, name: str, env: Mapping[str, str], path: Path | None) -> P
         _raise(name, [_Problem((0, 0), (), f"a plan must be a mapping of keys; got {_show_value(data)}")])
     fit_interpolated(data, converter.interpolated)
     try:
-        plan = plan_model().model_validate(data)
+        plan = plan_model().model_validate(data, context={PLAN_DIR: path.parent if path is not None else None})
     except ValidationError as exc:
         _raise(name, _validation_problems(exc, data, converter))
     plan._source = path

@@ -110,8 +110,90 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             arm.close()
 
 
+@pytest.fixture(scope="module")
+def chromium(deployment: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Debian's Chromium for one viewer test module, trusting the sandbox CA through NSS. Per module, not per
+    session: Playwright's sync API keeps an event loop running in the test thread while it is open, and every
+    later test calling asyncio.run() would fail."""
+    from e2e_browser import CHROMIUM_FLAGS, chromium_path, trusted_home
+    from playwright.sync_api import sync_playwright
+
+    env = trusted_home(tmp_path_factory.mktemp("browser-home"), deployment.info.ca_bundle)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS,
+                                             env=env)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     path = ARTIFACTS / "viewer"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+DATA_PLAN = """\
+version: 1
+name: data-plane
+env: e2e
+azure:
+  location: westeurope
+  resource_group:
+    name: rg-data
+  workspace:
+    name: dataws
+  dicom:
+    name: data-dicom
+  access:
+    - service_principal: {principal}   # the tool's own identity: upload, search and the change feed use it
+      role: DICOM Data Owner
+"""
+
+
+@dataclass
+class DataStore:
+    """A second DICOM service in the deployment's sandbox, for the data-plane tests (upload, search, change feed,
+    seeding), so the viewer's service keeps exactly its one test study. The tool's identity owns its data."""
+
+    deployment: Deployment
+    plan: Path
+    root: str
+
+    def provision(self, *args: str) -> Any:
+        return self.deployment.provision(*args)
+
+    def token(self) -> str:
+        from e2e_http import DICOM_AUDIENCE, app_token
+
+        return app_token(self.deployment.info, DICOM_AUDIENCE)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token()}", "Accept": "application/dicom+json"}
+
+    def study_uids(self) -> list[str]:
+        from e2e_http import client
+
+        with client(self.deployment.info) as http:
+            found = http.get(f"{self.root}/studies", params={"limit": "200"}, headers=self.headers())
+        return [s["0020000D"]["Value"][0] for s in found.json()] if found.status_code == 200 else []
+
+    def clear(self) -> None:
+        """Delete every study (the change feed keeps their history)."""
+        from e2e_http import client
+
+        headers = self.headers()
+        with client(self.deployment.info) as http:
+            for uid in self.study_uids():
+                assert http.delete(f"{self.root}/studies/{uid}", headers=headers).status_code == 204
+
+
+@pytest.fixture(scope="session")
+def data_store(deployment: Deployment) -> DataStore:
+    plan = deployment.out.parent / "data-plan.yaml"
+    plan.write_text(DATA_PLAN.format(principal=deployment.sandbox.world.identity.sp_object_id))
+    applied = deployment.provision("azure", "apply", str(plan), "--auto-approve", "--out", str(plan.parent / "data"))
+    assert applied.exit_code == 0, applied.output
+    return DataStore(deployment, plan, f"{deployment.info.url}/dicom/dataws-data-dicom/v2")

@@ -91,7 +91,8 @@ def test_apply_creates_everything_writes_app_config_and_is_idempotent(
     assert source["configuration"]["supportsWildcard"] is False
     assert source["configuration"]["omitQuotationForMultipartRequest"] is True
     assert "configurationAPI" not in source["configuration"]
-    assert config["oidc"][0]["authority"] == "https://accounts.google.com"
+    # against the sandbox, viewers sign in at its stand-in for accounts.google.com (ohif_result's default below)
+    assert config["oidc"][0]["authority"] == f"{options.sandbox.url}/google"
     assert config["oidc"][0]["client_id"] == CLIENT_ID
     assert "https://www.googleapis.com/auth/cloud-healthcare" in config["oidc"][0]["scope"]
     assert len(written) == 2
@@ -122,6 +123,9 @@ def test_ohif_roots_are_healthcare_googleapis_com_outside_the_sandbox() -> None:
     root = ("https://healthcare.googleapis.com/v1/projects/sandbox-project/locations/us-central1/datasets/ohif"
             "/dicomStores/main/dicomWeb")
     assert source["configuration"]["qidoRoot"] == source["configuration"]["wadoRoot"] == root
+    (oidc,) = result.document["oidc"]
+    assert oidc["authority"] == "https://accounts.google.com"
+    assert oidc["revoke_uri"] == "https://accounts.google.com/o/oauth2/revoke?token="
 
 
 def test_dataset_browser_and_several_stores(options: Any, observer: Any, dataset_id: str) -> None:

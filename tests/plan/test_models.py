@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -189,3 +191,22 @@ def test_direct_validation_reports_rules_readably() -> None:
             }
         )
     assert "'s' is not a store in gcp.dicom_stores (declared: none)" in str(caught.value)
+
+
+def test_seed_paths_are_relative_to_the_plan_file_and_must_exist(tmp_path: Path) -> None:
+    from provision.plan import load_plan
+    from provision.plan.base import resolve_path
+
+    (tmp_path / "studies").mkdir()
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text("version: 1\nname: seeded\ngcp:\n  project: sandbox-project\n  location: us\n"
+                         "  dataset: {id: d}\n  dicom_stores:\n    - {id: s, seed: [studies]}\n")
+    plan = load_plan(plan_file)
+    assert resolve_path(plan.gcp.dicom_stores[0].seed[0], plan.source) == tmp_path / "studies"  # type: ignore[union-attr]
+    plan_file.write_text(plan_file.read_text().replace("[studies]", "[studies, missing, studies]"))
+    with pytest.raises(PlanError) as caught:
+        load_plan(plan_file)
+    assert "gcp.dicom_stores[0].seed[1]: 'missing' does not exist" in caught.value.message
+    # in memory (no plan file) the paths are not checked; repeats are refused anyway
+    with pytest.raises(PlanError, match="'studies' is listed twice"):
+        parse_plan(plan_file.read_text().replace(", missing", ""))

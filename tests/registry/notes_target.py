@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from provision.core import Context, Resource, Update
-from provision.core.commands import Command, CommandCall, Option
+from provision.core.commands import Argument, Command, CommandCall, Option
+from provision.core.events import Record
 from provision.core.target import Connection, OhifResult, PlanView, Target, TargetSession, section_of
 from provision.plan.base import Section
 
@@ -99,6 +100,16 @@ async def longest(call: CommandCall) -> Longest:
     """The longest word of the plan's notes (a command of a group: `provision notes words longest`)."""
     section = section_of(call.require_plan(), "notes", NotesSection)
     return Longest(max((word for text in section.files.values() for word in text.split()), key=len, default=""))
+async def grep(call: CommandCall, *, words: Annotated[list[str], Argument("Words to look for.", metavar="WORD")],
+               ) -> WordCount:
+    """Show each note that holds one of WORD... as it is found, then how many words those notes have."""
+    section = section_of(call.require_plan(), "notes", NotesSection)
+    found = {}
+    for name, text in section.files.items():
+        if set(words) & set(text.split()):
+            call.on_event(Record("note", f"{name}: {text}", {"file": name}))
+            found[name] = len(text.split())
+    return WordCount(found)
 
 
 class NotesTarget(Target):
@@ -113,7 +124,7 @@ class NotesTarget(Target):
         return NotesSession([NoteFile(Path(section.directory) / name, text) for name, text in section.files.items()])
 
     def commands(self) -> Sequence[Command]:
-        return (Command("count", count), Command("words longest", longest))
+        return (Command("count", count), Command("words longest", longest), Command("grep", grep))
 
 
 TARGET = NotesTarget()

@@ -52,6 +52,13 @@ def test_a_target_registered_by_one_line_gets_the_whole_command_line(with_notes:
     assert code == 0 and out.strip() == "three", out
     code, out = run("notes", "words", "--help")
     assert code == 0 and "longest" in out, out
+    # a positional argument (WORD...) after the plan file; records streamed before the result
+    code, out = run("notes", "grep", str(plan), "three", "four")
+    assert code == 0 and out.splitlines() == ["a.txt: one two three", "b.txt: four", "a.txt: 3 words",
+                                              "b.txt: 1 words"], out
+    code, out = run("notes", "grep", str(plan), "two", "-o", "json")
+    assert [json.loads(line) for line in out.splitlines()] == [{"file": "a.txt"}, {"words": {"a.txt": 3}}]
+    assert run("notes", "grep", str(plan))[0] == 1  # WORD is required: a usage error exits 1
     (notes / "b.txt").write_text("changed by hand")
     code, out = run("notes", "plan", str(plan), "--detailed-exitcode")
     assert code == 2 and '"changed by hand" -> "four"' in out, out

@@ -8,6 +8,7 @@ groups and roles start at once; each assignment waits only for its scope, its pr
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from provision.azure.plan import AzureAccess, AzureDicom, AzureSection
 from provision.azure.resources.access import MarkedRoleAssignment, RoleAssignment, RoleDefinition
@@ -24,9 +25,12 @@ from provision.azure.resources.entra import (
 )
 from provision.core import Resource
 
+if TYPE_CHECKING:
+    from provision.dicom.seed import SeedFiles
 
-def build_resources(section: AzureSection, azure: Azure) -> list[Resource]:
-    """The resources of a plan's `azure:` section. Pure: no I/O."""
+
+def build_resources(section: AzureSection, azure: Azure, seed: SeedFiles | None = None) -> list[Resource]:
+    """The resources of a plan's `azure:` section (`seed`: what `azure.dicom.seed` holds). Pure: no I/O."""
     resources: list[AzureResource] = []
     dicom: DicomService | None = None
     principal: AppPrincipal | None = None
@@ -69,7 +73,26 @@ def build_resources(section: AzureSection, azure: Azure) -> list[Resource]:
         # the tags are changed, and, in reverse order on destroy, until they have been deleted
         granted = tuple(r.address for r in resources if isinstance(r, RoleAssignment))
         resources.append(_query_tags(section.dicom, azure, dicom, granted))
-    return list(resources)
+    out: list[Resource] = list(resources)
+    if dicom is not None and seed is not None:
+        # last: after the role assignments (the tool's own DICOM data role) and the query tags (so the seeded
+        # studies are indexed by them at once, without a reindex)
+        out.append(_seed(dicom, azure, seed, tuple(r.address for r in out if r is not dicom)))
+    return out
+
+
+def _seed(dicom: DicomService, azure: Azure, seed: SeedFiles, after: tuple[str, ...]) -> Resource:
+    from provision.azure.resources.base import known
+    from provision.core import Context
+    from provision.dicom.dicomweb import Endpoint
+    from provision.dicom.seed import DicomSeed
+
+    def endpoint_of(ctx: Context) -> Endpoint | None:
+        url = ctx.inputs(dicom.address).get("service_url")
+        return azure.dicom_access.endpoint(str(url), dicom.name) if known(url) and url else None
+
+    return DicomSeed(f"azure.dicom_seed[{dicom.name}]", seed, endpoint_of, depends_on=(dicom.address, *after),
+                     store_address=dicom.address)
 
 
 def _query_tags(declared: AzureDicom, azure: Azure, dicom: DicomService, after: tuple[str, ...]) -> AzureResource:

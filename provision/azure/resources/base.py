@@ -28,6 +28,8 @@ class Azure:
     graph_api: GraphApi | None = None
     #: the DICOM data plane (extended query tags); a `provision.azure.resources.query_tags.DicomDataPlane`
     data_plane: Any = None
+    #: DICOMweb of the DICOM services (seeding); a `provision.azure.dataplane.DicomAccess`
+    dicom_access: Any = None
 
     @property
     def arm(self) -> ArmApi:

@@ -1,14 +1,15 @@
-"""Google Cloud in the sandbox: the Cloud Healthcare API v1 and Google's OAuth token endpoint.
+"""Google Cloud in the sandbox: the Cloud Healthcare API v1 with each DICOM store's DICOMweb, Google's OAuth token
+endpoint, and Google sign-in for browser viewers.
 
 This package is the GCP target's part of the sandbox, in the shape the server mounts every target in:
-`routes(world, signer)` and `control_routes(world)` (mounted under /_sandbox).
+`routes(world, signer)`, `control_routes(world)` (mounted under /_sandbox) and `shutdown(world)`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import healthcare, oauth
+from . import accounts, dicomweb, healthcare, oauth
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -18,9 +19,16 @@ if TYPE_CHECKING:
 
 
 def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
-    return [*oauth.routes(world, signer), *healthcare.routes(world, signer)]
+    # the stores' DICOMweb before the Healthcare API's catch-all /v1/{rest:path}
+    return [*oauth.routes(world, signer), *accounts.routes(world, signer), *dicomweb.routes(world, signer),
+            *healthcare.routes(world, signer)]
 
 
 def control_routes(world: World) -> list[BaseRoute]:
-    """`/_sandbox/gcp/config`: the dataset initialisation window and injected IAM races."""
+    """`/_sandbox/gcp/config`: the dataset initialisation window, injected IAM races, registered OAuth clients."""
     return healthcare.control_routes(world)
+
+
+def shutdown(world: World) -> None:
+    """Stop the Orthancs behind the DICOM stores."""
+    dicomweb.shutdown(world)

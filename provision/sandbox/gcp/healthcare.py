@@ -22,8 +22,9 @@ Behaviour emulated on purpose (see shared facts/gcp-orthanc.md):
   "count": 1}]}` makes "someone else" add that member (and so change the etag) just before the sandbox
   processes the next matching setIamPolicy: the change lands between the caller's read and its write, and the
   write fails with 409 ABORTED as it would on Google.
-- Not emulated: DICOMweb data, FHIR/HL7v2/consent stores, streaming/BigQuery configs, deidentify/import/export,
-  dataset encryption, real permission checks.
+- Each DICOM store's `dicomWeb` root answers DICOMweb (`dicomweb.py`), with the caller's IAM role enforced.
+- Not emulated: FHIR/HL7v2/consent stores, streaming/BigQuery configs, deidentify/import/export, dataset
+  encryption, permission checks on the administrative calls above (the caller may do anything in a project).
 """
 
 from __future__ import annotations
@@ -79,6 +80,16 @@ class IamRace:
     count: int = 1
 
 
+@dataclass
+class OAuthClient:
+    """A browser OAuth client as registered by hand in the console (no public API creates one): the sandbox's
+    Google sign-in (`accounts.py`) accepts only registered clients, redirect URIs and JavaScript origins."""
+
+    client_id: str
+    redirect_uris: list[str]
+    javascript_origins: list[str]
+
+
 DEFAULT_DATASET_INIT_SECONDS = 1.0
 
 
@@ -87,16 +98,18 @@ def config_of(world: World) -> dict[str, Any]:
 
     `dataset_init_seconds`: how long a new dataset answers "dataset not initialized" after its operation ends.
     `iam_races`: pending concurrent policy changes (see `IamRace`).
+    `oauth_clients`: the browser OAuth clients registered by hand (see `OAuthClient`).
     """
     config = _state(world).setdefault("config", {})
     config.setdefault("dataset_init_seconds", DEFAULT_DATASET_INIT_SECONDS)
     config.setdefault("iam_races", [])
+    config.setdefault("oauth_clients", [])
     return config
 
 
 def update_config(world: World, values: dict[str, Any]) -> list[str]:
     """Apply known keys; return the unknown ones (nothing is applied when there are any)."""
-    unknown = sorted(k for k in values if k not in ("dataset_init_seconds", "iam_races"))
+    unknown = sorted(k for k in values if k not in ("dataset_init_seconds", "iam_races", "oauth_clients"))
     if unknown:
         return unknown
     config = config_of(world)
@@ -107,6 +120,8 @@ def update_config(world: World, values: dict[str, Any]) -> list[str]:
         config["dataset_init_seconds"] = seconds
     if "iam_races" in values:
         config["iam_races"] = [asdict(IamRace(**race)) for race in values["iam_races"] or []]
+    if "oauth_clients" in values:
+        config["oauth_clients"] = [asdict(OAuthClient(**client)) for client in values["oauth_clients"] or []]
     world.mark_dirty()
     return []
 
@@ -141,6 +156,11 @@ def _now_iso(ts: float) -> str:
 
 def _new_etag() -> str:
     return base64.b64encode(b"\x07" + secrets.token_bytes(7)).decode("ascii")
+
+
+def state_of(world: World) -> dict[str, Any]:
+    """The Google part of the world: `datasets`, `dicomStores`, `policies`, `operations`, `config`."""
+    return _state(world)
 
 
 def _state(world: World) -> dict[str, Any]:
@@ -238,7 +258,7 @@ _PATH_RE = re.compile(
 
 
 def control_routes(world: World) -> list[BaseRoute]:
-    """`GET|POST /_sandbox/gcp/config`: read or change `dataset_init_seconds` and `iam_races`."""
+    """`GET|POST /_sandbox/gcp/config`: read or change `dataset_init_seconds`, `iam_races`, `oauth_clients`."""
 
     async def control(request: Request) -> Response:
         if request.method == "POST":
@@ -257,24 +277,26 @@ def control_routes(world: World) -> list[BaseRoute]:
     return [Route("/_sandbox/gcp/config", control, methods=["GET", "POST"])]
 
 
+def authenticate(signer: TokenSigner, request: Request) -> dict[str, Any]:
+    """The claims of the request's Google access token (`ya29.` + a sandbox JWT), else 401 UNAUTHENTICATED."""
+    try:
+        raw = bearer_token(request.headers.get("authorization"))
+        if not raw.startswith(TOKEN_PREFIX):
+            raise TokenError("malformed")
+        return signer.verify(raw[len(TOKEN_PREFIX):], audiences=(GOOGLE_AUDIENCE,), tenant_id=GOOGLE_TENANT)
+    except TokenError:
+        raise RpcError(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
+            "other valid authentication credential. See "
+            "https://developers.google.com/identity/sign-in/web/devconsole-project.",
+            headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'},
+        ) from None
+
+
 def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
     """The Healthcare API v1 (see the module docstring)."""
-
-    def authenticate(request: Request) -> None:
-        try:
-            raw = bearer_token(request.headers.get("authorization"))
-            if not raw.startswith(TOKEN_PREFIX):
-                raise TokenError("malformed")
-            signer.verify(raw[len(TOKEN_PREFIX):], audiences=(GOOGLE_AUDIENCE,), tenant_id=GOOGLE_TENANT)
-        except TokenError:
-            raise RpcError(
-                401,
-                "UNAUTHENTICATED",
-                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
-                "other valid authentication credential. See "
-                "https://developers.google.com/identity/sign-in/web/devconsole-project.",
-                headers={"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'},
-            ) from None
 
     # --- datasets -------------------------------------------------------------------------------------
 
@@ -426,7 +448,7 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
 
     async def healthcare(request: Request) -> Response:
         try:
-            authenticate(request)
+            authenticate(signer, request)
             match = _PATH_RE.match(request.url.path)
             if match is None:
                 raise RpcError(404, "NOT_FOUND", f"The requested URL {request.url.path} was not found.")
@@ -572,7 +594,8 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
         unknown = set(body) - {"name", "labels", "notificationConfig", "streamConfigs", "notificationConfigs"}
         if unknown:
             raise _invalid(f"Invalid JSON payload received. Unknown name {sorted(unknown)[0]!r}.")
-        record = {"name": name, **validate_store_fields(body, [k for k in body if k != "name"])}
+        record = {"name": name, **validate_store_fields(body, [k for k in body if k != "name"]),
+                  "_created": world.now()}  # never shown: which incarnation of the store its DICOM data is
         state["dicomStores"][name] = record
         world.mark_dirty()
         return json_response(store_body(record))
@@ -614,9 +637,12 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
 
 __all__ = [
     "IamRace",
+    "OAuthClient",
     "RpcError",
+    "authenticate",
     "config_of",
     "control_routes",
     "routes",
+    "state_of",
     "update_config",
 ]

@@ -3,7 +3,10 @@
 `POST /google/oauth2/token` answers the refresh-token grant of `authorized_user` Application Default
 Credentials (what `gcloud auth application-default login` writes). The client id, secret and refresh token
 are derived from the sandbox identity (`adc_info(info)`). Access tokens are the sandbox's RS256 JWTs for the
-audience `https://healthcare.googleapis.com/`, prefixed `ya29.` like Google's.
+audience `https://healthcare.googleapis.com/`, prefixed `ya29.` like Google's, and name the account and the
+scopes they were granted (`email`, `scope`): the ADC account is `ADC_ACCOUNT`, who owns every project (as
+whoever created a project does), so the tool may do anything; people who sign in through a viewer get only
+what IAM grants them (`accounts.py`, `dicomweb.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,19 @@ GOOGLE_AUDIENCE = "https://healthcare.googleapis.com/"
 GOOGLE_TENANT = "google"  # the `tid` of Google tokens, so Azure tokens are never accepted here (and vice versa)
 TOKEN_PREFIX = "ya29."
 TOKEN_PATH = "/google/oauth2/token"
+#: the account whose `gcloud auth application-default login` the sandbox's ADC stands for (owner of every project)
+ADC_ACCOUNT = "developer@example.org"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+
+
+def access_token(signer: TokenSigner, *, issuer: str, email: str, subject: str, client_id: str, scope: str,
+                 now: float, lifetime: int = 3599) -> str:
+    """A Google access token (`ya29.` + a sandbox JWT) for `email` with the granted `scope` (space-separated)."""
+    iat = int(now)
+    return TOKEN_PREFIX + signer.sign({
+        "aud": GOOGLE_AUDIENCE, "iss": issuer, "iat": iat, "exp": iat + lifetime, "tid": GOOGLE_TENANT,
+        "sub": subject, "email": email, "azp": client_id, "scope": scope,
+    })
 
 
 def _client_id(info_client_id: str) -> str:
@@ -76,21 +92,16 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
             return _form_token_error(401, "invalid_client", "Unauthorized")
         if data.get("refresh_token") != _refresh_token(world.identity.client_secret):
             return _form_token_error(400, "invalid_grant", "Bad Request")
-        scope = data.get("scope") or "https://www.googleapis.com/auth/cloud-platform"
-        access = signer.issue(
-            issuer=f"{base_url(request)}/google",
-            audience=GOOGLE_AUDIENCE,
-            tenant_id=GOOGLE_TENANT,
-            app_id=ident_client_id(),
-            object_id=world.identity.sp_object_id,
-            now=world.now(),
-        )
+        scope = data.get("scope") or CLOUD_PLATFORM
+        access = access_token(signer, issuer=f"{base_url(request)}/google", email=ADC_ACCOUNT,
+                              subject=world.identity.sp_object_id, client_id=ident_client_id(), scope=scope,
+                              now=world.now())
         return json_response(
-            {"access_token": TOKEN_PREFIX + access, "expires_in": 3599, "scope": scope, "token_type": "Bearer"},
+            {"access_token": access, "expires_in": 3599, "scope": scope, "token_type": "Bearer"},
             headers={"Cache-Control": "no-cache, no-store, max-age=0, must-revalidate", "Pragma": "no-cache"},
         )
 
     return [Route(TOKEN_PATH, token, methods=["POST"])]
 
 
-__all__ = ["GOOGLE_AUDIENCE", "TOKEN_PATH", "adc_info", "routes"]
+__all__ = ["ADC_ACCOUNT", "GOOGLE_AUDIENCE", "TOKEN_PATH", "access_token", "adc_info", "routes"]

@@ -1,23 +1,20 @@
-"""QIDO-RS and the traffic between the client and Orthanc: searchable attributes, parameters, rewritten URLs.
+"""QIDO-RS parameters and the traffic to Orthanc: searchable attributes, parameters, query strings.
 
 - **attributes**: the keywords and tags the service knows (`tag_of`), and those it can search on per QIDO
   target (the conformance statement's "Searchable Attributes"); searching on an attribute that is neither
   searchable nor a ready extended query tag is 400; `limit` must be 1-200;
-- **query strings**: `includefield=a,b` is sent to Orthanc as repeated parameters (`orthanc_query`);
-- **URLs**: `RetrieveURL`/`BulkDataURI` in Orthanc's answers point at the service URL (`{serviceUrl}/v2/...`),
-  never at Orthanc (`rewrite_urls`).
+- **query strings** for Orthanc are `provision/sandbox/dicomweb.py`'s (`orthanc_query`);
+- matching itself (what Orthanc compares wrongly) is `matching.py`'s; URLs are rewritten by
+  `provision/sandbox/dicomweb.py`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlencode
 
 from .errors import DicomError
 
-#: the host Orthanc is told it is reached by (RFC 7239 `Forwarded`), replaced by the service URL in bodies
-FORWARDED_HOST = "orthanc.sandbox.invalid"
 QIDO_LIMIT_MAX = 200
 
 #: keyword -> (tag, VR) for the attributes the service can search on and a few common extended query tags.
@@ -89,23 +86,3 @@ def check_qido(target: str, params: Iterable[tuple[str, str]], ready_tags: set[s
             tag = tag_of(key)
             if tag is None or (tag not in SEARCHABLE[target] and tag not in ready_tags):
                 raise DicomError(400, f"The query tag '{key}' is not supported.")  # wording unverified
-
-
-def orthanc_query(params: Iterable[tuple[str, str]]) -> str:
-    """The query string for Orthanc: `includefield=a,b` becomes `includefield=a&includefield=b` (the DICOM
-    standard and Azure accept a comma-separated list; the DICOMweb plugin 1.7 answers it with "Unknown DICOM
-    tag" and leaves the attributes out)."""
-    items: list[tuple[str, str]] = []
-    for key, value in params:
-        if key.lower() == "includefield":
-            items.extend((key, v.strip()) for v in value.split(",") if v.strip())
-        else:
-            items.append((key, value))
-    return urlencode(items)
-
-
-def rewrite_urls(body: bytes, public_root: str, dicomweb_root: str = "/dicom-web") -> bytes:
-    """Orthanc's URLs (built from the `Forwarded` host) -> the service's `{serviceUrl}/v2` (pure)."""
-    for scheme in ("https", "http"):
-        body = body.replace(f"{scheme}://{FORWARDED_HOST}{dicomweb_root}".encode(), public_root.encode())
-    return body
