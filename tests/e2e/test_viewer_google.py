@@ -100,7 +100,7 @@ def google(deployment: Deployment) -> GoogleDeployment:
 
 @pytest.fixture(scope="module")
 def viewer(google: GoogleDeployment) -> Iterator[ViewerServer]:
-    with ViewerServer(ohif_dist(), google.out / "app-config.js", port=urlsplit(google.viewer_url).port) as server:
+    with ViewerServer(ohif_dist(), google.out / "app-config.js", google.viewer_url) as server:
         yield server
 
 
