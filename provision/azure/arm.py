@@ -28,7 +28,8 @@ from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
 from provision.azure.clouds import Cloud
 from provision.azure.errors import AzureTemporaryError, authentication_failed, classify, connection_failed
-from provision.azure.waiting import ProgressPolling, Report, ignore
+from provision.azure.waiting import ProgressPolling
+from provision.core.polling import Report, ignore
 from provision.errors import ProvisionError
 
 #: provisioning states in which a resource accepts a new write

@@ -29,8 +29,8 @@ from provision.azure.resources import (
 )
 from provision.azure.resources.arm import declared_cors
 from provision.azure.resources.entra import app_spec
-from provision.azure.waiting import poll_delay
 from provision.core import UNKNOWN, Context, NoOp, Replace, Update, diff
+from provision.core.polling import poll_delay
 from provision.errors import ConfigurationError, ProvisionError
 from provision.plan import load_plan, parse_plan
 

@@ -16,8 +16,8 @@ from provision.azure.resources.base import (
     merged_tags,
     outputs_of,
 )
-from provision.azure.waiting import wait_gone
 from provision.core import Compare, Context, FieldPolicy, Timeouts, Update
+from provision.core.polling import wait_gone
 from provision.errors import CloudError
 
 LOCATION = FieldPolicy(compare=Compare.CASEFOLD, force_new=True)

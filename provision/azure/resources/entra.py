@@ -10,8 +10,8 @@ from provision.azure import normalise
 from provision.azure.normalise import DICOM_API_APP_ID, DICOM_SCOPE, is_guid
 from provision.azure.plan import AzureApp
 from provision.azure.resources.base import Azure, AzureResource, known, outputs_of
-from provision.azure.waiting import wait_gone
 from provision.core import UNKNOWN, Compare, Context, FieldPolicy, Timeouts, Update
+from provision.core.polling import wait_gone
 from provision.errors import CloudError
 
 GRAPH_TIMEOUTS = Timeouts(read=120.0, create=10 * 60.0, update=10 * 60.0, delete=10 * 60.0)
