@@ -61,6 +61,7 @@ def test_dicom_service_from_the_get_example() -> None:
         "location": None,
         "tags": {},
         "provisioning_state": "Succeeded",
+        "modified_at": None,  # the example carries no systemData
         "service_url": "https://workspace1-blue.dicom.azurehealthcareapis.com",
         "cors": {
             "origins": ["*"],
