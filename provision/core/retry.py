@@ -35,6 +35,8 @@ class Attempts:
         self.cap = cap
         self.started = time.monotonic()
         self.retries = 0
+        #: the temporary error that made the last retry necessary
+        self.last: TemporaryError | None = None
 
     @property
     def elapsed(self) -> float:
@@ -48,20 +50,25 @@ class Attempts:
         return left
 
     def timed_out(self) -> OperationTimeout:
+        if self.last is not None:  # the try cut short by the limit failed like the one before, most likely
+            return self._gave_up(self.last)
         return OperationTimeout(f"{self.what}: no success within {self.limit:.0f} s")
+
+    def _gave_up(self, error: TemporaryError) -> OperationTimeout:
+        detail = error.message.removeprefix(f"{self.what}: ")
+        return OperationTimeout(
+            f"{self.what}: {detail}; retried {self.retries} times over {self.elapsed:.0f} s", hint=error.hint
+        )
 
     def delay_after(self, error: TemporaryError) -> float:
         """The wait before the next try (the server's Retry-After, else exponential backoff); raises
         OperationTimeout, carrying the error's message and hint, when that wait would pass the limit."""
         delay = error.retry_after if error.retry_after is not None else backoff_delay(
             self.retries, base=self.base, cap=self.cap)
-        elapsed = self.elapsed
-        if elapsed + delay > self.limit:
-            detail = error.message.removeprefix(f"{self.what}: ")
-            raise OperationTimeout(
-                f"{self.what}: {detail}; retried {self.retries} times over {elapsed:.0f} s", hint=error.hint
-            )
+        if self.elapsed + delay > self.limit:
+            raise self._gave_up(error)
         self.retries += 1
+        self.last = error
         return delay
 
 

@@ -29,6 +29,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "lro_seconds": 0.3,
     "principal_delay_seconds": 0,
     "principal_delay_strict": False,
+    "graph_replication_seconds": 0,
+    "graph_strict_uniqueness": True,
 }
 
 
