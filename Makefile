@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint system-deps bench clean
+.PHONY: demo test lint system-deps bench crash clean
 
 $(BIN)/provision: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ system-deps:
 
 test: system-deps lint
 	$(BIN)/pytest
+
+# the crash suite alone, printing its tables (kill -9 after every write, lost answers, concurrent applies);
+# `make test` runs it too. Tables also land in test-artifacts/crash/. See docs/safety.md.
+crash: $(BIN)/provision
+	$(BIN)/pytest -s -q tests/crash
 
 bench: $(BIN)/provision
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

@@ -20,9 +20,9 @@ window.config = {
       "configuration": {
         "friendlyName": "Azure DICOM",
         "name": "dicomweb",
-        "qidoRoot": "https://127.0.0.1:41139/dicom/ohifws-ohif-dicom/v2",
-        "wadoRoot": "https://127.0.0.1:41139/dicom/ohifws-ohif-dicom/v2",
-        "wadoUriRoot": "https://127.0.0.1:41139/dicom/ohifws-ohif-dicom/v2",
+        "qidoRoot": "https://127.0.0.1:36399/dicom/ohifws-ohif-dicom/v2",
+        "wadoRoot": "https://127.0.0.1:36399/dicom/ohifws-ohif-dicom/v2",
+        "wadoUriRoot": "https://127.0.0.1:36399/dicom/ohifws-ohif-dicom/v2",
         "qidoSupportsIncludeField": true,
         "imageRendering": "wadors",
         "thumbnailRendering": "wadors",
@@ -42,8 +42,8 @@ window.config = {
   ],
   "oidc": [
     {
-      "authority": "https://127.0.0.1:41139/b9f3f2c9-d405-4e7d-892c-b88dabd13539/v2.0/",
-      "client_id": "65d0fcc2-d8f1-4db0-9b39-729f54a17075",
+      "authority": "https://127.0.0.1:36399/23e4d06c-35a2-495f-b924-da42da2f7134/v2.0/",
+      "client_id": "aa8edab2-dfa3-43de-8aca-06c150c44db5",
       "redirect_uri": "http://localhost:3000/callback",
       "response_type": "code",
       "scope": "openid https://dicom.healthcareapis.azure.com/Dicom.ReadWrite",

@@ -327,7 +327,6 @@ class Engine:
             carried_out, actual = await self._converge(resource, outputs)
             outputs[resource.address] = resource.outputs(actual)
             if carried_out is None:
-                self._emit(resource.address, Phase.DONE, "no-op", "up to date")
                 return
             changed.add(resource.address)
             done.append(carried_out)
@@ -355,6 +354,8 @@ class Engine:
                 raise ProvisionError(step.blocked)
             action = step.action
             if isinstance(action, NoOp):
+                if waited is None:
+                    self._emit(resource.address, Phase.DONE, action.kind, action.reason)
                 return waited, actual or {}
             if isinstance(action, Wait):
                 await self._wait(resource, step, outputs)

@@ -51,8 +51,8 @@ class DicomApiPrincipal(AzureResource):
         return principal
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
-        if not await self.azure.graph.find_service_principals(DICOM_API_APP_ID):  # (re-)checked at the last moment
-            await self.azure.graph.create_service_principal(DICOM_API_APP_ID)
+        # the engine has just read that there is none; a racing run's "already exists" is read again
+        await self.azure.graph.create_service_principal(DICOM_API_APP_ID)
         return None  # read it back: the scope list is what matters
 
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
@@ -197,8 +197,7 @@ class AppPrincipal(AzureResource):
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
         graph, owner, app_id = self.azure.graph, self.azure.owner, desired["app_id"]
-        if await graph.find_service_principals(app_id):  # (re-)checked at the last moment: POST is not idempotent
-            return None
+        # the engine has just read that there is none (and reads again before any retry): POST
         created = await graph.create_service_principal(
             app_id, tags=[*owner.graph_tags(), owner.precise_created_graph_tag()], notes=owner.notes()
         )
@@ -302,10 +301,8 @@ class AdminConsent(AzureResource):
         return grant
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
-        existing = await self._find(desired["client_id"], desired["resource_id"])
-        if existing is not None:  # an earlier attempt got through before its answer was lost
-            return None
-        # a run at the same time may POST it first: "Permission entry already exists" is read again (graph.py)
+        # the engine has just read that there is none, and reads again before any retry (a lost answer); a run
+        # at the same time may POST it first: "Permission entry already exists" is read again (graph.py)
         await self.azure.graph.create_grant(
             client_id=desired["client_id"], resource_id=desired["resource_id"], scope=" ".join(desired["scopes"])
         )

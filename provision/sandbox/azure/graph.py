@@ -4,6 +4,8 @@ Behaviour worth knowing (see ../../docs/sandbox.md): `PATCH /applications(unique
 `Prefer: create-if-missing` answers 201 + body when it creates and 204 when it updates (404 without the
 header); `POST /applications` is not idempotent; PATCH merges complex values and replaces collections (OData);
 arrays come back in a different order than stored; errors are OData `{"error": {code, message, innerError}}`.
+Replication (`graph_replication_seconds`): a new object is invisible to GETs and lists for that long, while
+writes already see it; `graph_strict_uniqueness: false` lets a second principal for one app through meanwhile.
 """
 
 from __future__ import annotations
