@@ -543,6 +543,34 @@ class Engine:
                 waits[address] = [d for d in dependants if container.get(d) != address]
         return waits
 
+    async def _delete(self, resource: Resource, step: Step, outputs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Delete until gone. After a temporary failure (of the delete, or of the wait that follows it, when the
+        delete itself went through) the object is read again first: gone is done, a delete running is waited
+        for, and only an object still there is deleted again."""
+        ctx = self._context(resource, outputs, "delete")
+        attempts = Attempts(f"deleting {resource.label}", resource.timeouts.delete)
+        self._emit(resource.address, Phase.STARTED, "delete")
+        actual = step.actual or {}
+        while True:
+            try:
+                await asyncio.wait_for(resource.delete(ctx, actual), attempts.remaining())
+                break
+            except TimeoutError:
+                raise attempts.timed_out() from None
+            except TemporaryError as error:
+                delay = attempts.delay_after(error)
+                self._retrying(resource, "delete", attempts.started)(error, delay)
+                await asyncio.sleep(delay)
+            current = await self._read(resource, outputs)
+            life = resource.lifecycle(current) if current is not None else None
+            if current is not None and life is not None and life.running:
+                await self._wait(resource, Step(resource, _wait(life, ""), current), outputs)
+                current = await self._read(resource, outputs)
+            if current is None:
+                break
+            actual = current
+        self._emit(resource.address, Phase.DONE, "delete", started=attempts.started)
+
     async def destroy(self, plan: Plan | None = None) -> Outcome:
         """Delete, in reverse dependency order, what `destroy_plan` marked."""
         plan = plan or await self.destroy_plan()
@@ -565,17 +593,8 @@ class Engine:
                 done.append(step)
                 self._emit(resource.address, Phase.DONE, "delete", f"with {step.action.container}")
                 return
-            ctx = self._context(resource, plan.outputs, "delete")
-            started = time.monotonic()
-            self._emit(resource.address, Phase.STARTED, "delete")
-            await with_retry(
-                lambda: resource.delete(ctx, actual),
-                what=f"deleting {resource.label}",
-                limit=resource.timeouts.delete,
-                on_retry=self._retrying(resource, "delete", started),
-            )
+            await self._delete(resource, step, plan.outputs)
             done.append(step)
-            self._emit(resource.address, Phase.DONE, "delete", started=started)
 
         failures = await self._run_graph(run, waits_on=self._destroy_waits(plan))
         _raise_failures("destroy", failures)

@@ -313,3 +313,24 @@ def test_contents_of_a_container_being_deleted_go_with_it() -> None:
     service.objects.pop("box/item")  # the running delete takes it (the toy service deletes one object)
     run(Engine([box, item]).destroy(plan))
     assert service.writes == []
+
+
+def test_a_delete_whose_wait_fails_is_read_again_not_sent_again() -> None:
+    from provision.errors import CloudError
+
+    class Throttled(Job):
+        async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
+            if self.name not in self.service.objects:
+                raise CloudError(f"{self.name}: not found")  # what deleting it a second time would meet
+            self.service.writes.append(("delete", self.name))
+            del self.service.objects[self.name]
+            raise TemporaryError("429 while waiting for it to be gone")
+
+    service = Service()
+    service.objects["a"] = {"created": time.time(), "state": "Succeeded", "size": 1}
+    engine = Engine([Throttled(service, "a")])
+
+    outcome = run(engine.destroy(run(engine.destroy_plan())))
+
+    assert service.writes == [("delete", "a")]
+    assert [s.resource.address for s in outcome.done] == ["job[a]"]
