@@ -611,8 +611,9 @@ def _deleting(action: Action) -> bool:
 
 
 def _describe_wait(action: Wait) -> str:
+    """`(creating, started 2m 10s ago)`, as the plan shows it."""
     started = f", started {format_age(time.time() - action.since)} ago" if action.since is not None else ""
-    return f"{action.state}{started}"
+    return f"({action.state}{started})"
 
 
 def _has_cycle(waits: Mapping[str, list[str]]) -> bool:

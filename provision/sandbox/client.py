@@ -92,6 +92,15 @@ class SandboxControl:
     def clear_faults(self) -> None:
         self._ok(self._client.delete("/_sandbox/faults"))
 
+    def fail_operations(self, resource_regex: str, *, count: int | None = None, code: str | None = None,
+                        message: str | None = None) -> dict[str, Any]:
+        """The next `count` ARM operations on a matching resource id end Failed (/_sandbox/operation-failures)."""
+        rule: dict[str, Any] = {"resource_regex": resource_regex}
+        for key, value in (("count", count), ("code", code), ("message", message)):
+            if value is not None:
+                rule[key] = value
+        return dict(self._ok(self._client.post("/_sandbox/operation-failures", json=rule)).json())
+
     def configure(self, **values: Any) -> dict[str, Any]:
         """Set `latency_ms`, `lro_seconds`, `principal_delay_seconds`, `principal_delay_strict`, `dicom_sp`,
         `fault_seed`, `graph_replication_seconds`, `graph_strict_uniqueness`."""

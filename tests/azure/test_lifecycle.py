@@ -80,9 +80,8 @@ def test_a_dicom_service_still_being_created_is_waited_for(azure: Any) -> None:
 
 def test_a_failed_create_is_reported_then_repaired_never_up_to_date(azure: Any) -> None:
     control = azure.control
-    control._call("POST", "/_sandbox/operation-failures", {
-        "resource_regex": "/dicomservices/ohif-dicom$", "code": "QuotaExceeded",
-        "message": "The region has no capacity for DICOM services."})
+    control.fail_operations("/dicomservices/ohif-dicom$", code="QuotaExceeded",
+                            message="The region has no capacity for DICOM services.")
     plan = azure.playbook(OHIF)
 
     with pytest.raises(ExecutionError, match="no capacity for DICOM services") as failed:

@@ -219,13 +219,13 @@ def test_a_hold_freezes_the_world_right_after_the_write_until_it_is_deleted(
     assert statuses == {"rg-1": 201, "rg-2": "drop", "rg-3": "drop", "rg-4": "drop", "rg-5": 201}
 
 
-def test_bad_after_rules(sandbox_control: SandboxControl) -> None:
+def test_bad_after_rules(http: Any, sandbox_control: SandboxControl) -> None:
     with pytest.raises(ValueError, match="delay"):
         sandbox_control.add_fault("delay")
     with pytest.raises(ValueError, match="skip"):
         sandbox_control.add_fault(500, skip=-1)
-    with pytest.raises(ValueError, match="after"):
-        sandbox_control._ok(sandbox_control._client.post("/_sandbox/faults", json={"status": 500, "after": 1}))
+    refused = http.post("/_sandbox/faults", json={"status": 500, "after": 1})
+    assert (refused.status_code, refused.json()) == (400, {"error": "after must be true or false"})
     assert sandbox_control.faults() == []
 
 
@@ -237,9 +237,8 @@ def test_an_operation_can_be_made_to_fail(azure: Any, http: Any, sandbox_control
 
     azure.resources.resource_groups.create_or_update("rg-fail", {"location": "westus2"})
     azure.healthcare.workspaces.begin_create_or_update("rg-fail", "wsfail", Workspace(location="westus2")).result()
-    response = http.post("/_sandbox/operation-failures", json={"resource_regex": "/dicomservices/dfail$",
-                                                               "code": "QuotaExceeded", "message": "no capacity"})
-    assert response.status_code == 201
+    rule = sandbox_control.fail_operations("/dicomservices/dfail$", code="QuotaExceeded", message="no capacity")
+    assert (rule["count"], rule["code"]) == (1, "QuotaExceeded")
     with pytest.raises(HttpResponseError, match="no capacity"):
         azure.healthcare.dicom_services.begin_create_or_update(
             "rg-fail", "wsfail", "dfail", DicomService(location="westus2")).result()
