@@ -20,9 +20,9 @@ window.config = {
       "configuration": {
         "friendlyName": "Azure DICOM",
         "name": "dicomweb",
-        "qidoRoot": "https://127.0.0.1:36399/dicom/ohifws-ohif-dicom/v2",
-        "wadoRoot": "https://127.0.0.1:36399/dicom/ohifws-ohif-dicom/v2",
-        "wadoUriRoot": "https://127.0.0.1:36399/dicom/ohifws-ohif-dicom/v2",
+        "qidoRoot": "https://127.0.0.1:42589/dicom/ohifws-ohif-dicom/v2",
+        "wadoRoot": "https://127.0.0.1:42589/dicom/ohifws-ohif-dicom/v2",
+        "wadoUriRoot": "https://127.0.0.1:42589/dicom/ohifws-ohif-dicom/v2",
         "qidoSupportsIncludeField": true,
         "imageRendering": "wadors",
         "thumbnailRendering": "wadors",
@@ -42,8 +42,8 @@ window.config = {
   ],
   "oidc": [
     {
-      "authority": "https://127.0.0.1:36399/23e4d06c-35a2-495f-b924-da42da2f7134/v2.0/",
-      "client_id": "aa8edab2-dfa3-43de-8aca-06c150c44db5",
+      "authority": "https://127.0.0.1:42589/a4e3443b-c1f7-4a40-a691-d394f912f180/v2.0/",
+      "client_id": "9bd11cab-4a57-4002-9fd1-34dcc176cddf",
       "redirect_uri": "http://localhost:3000/callback",
       "response_type": "code",
       "scope": "openid https://dicom.healthcareapis.azure.com/Dicom.ReadWrite",

@@ -77,10 +77,11 @@ class Lab:
         result = CliRunner().invoke(app, list(args), env=self.env, catch_exceptions=False)
         return Finished(result.exit_code, result.output, result.stdout)
 
-    def kill_after_write(self, k: int, *args: str) -> dict[str, Any] | None:
-        """Start `provision ARGS`, stop the world right after its k-th committed write, SIGKILL it, and let the
-        world go on. Returns the log entry of the k-th write (None: the run made fewer than k writes)."""
-        rule = self.control.add_fault("hold", after=True, skip=k - 1)
+    def kill_after_write(self, k: int, *args: str, path_regex: str | None = None) -> dict[str, Any] | None:
+        """Start `provision ARGS`, stop the world right after its k-th committed write (of those to paths that
+        match `path_regex`), SIGKILL it, and let the world go on. Returns the log entry of the k-th write
+        (None: the run made fewer than k writes)."""
+        rule = self.control.add_fault("hold", after=True, skip=k - 1, path_regex=path_regex)
         child = self.start(*args, name=f"killed-{k}")
         fired = None
         try:

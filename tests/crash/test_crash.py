@@ -126,6 +126,29 @@ def test_kill_destroy_after_every_delete(lab: Lab) -> None:
     assert all(row[-1] == "ok" for row in rows)
 
 
+def test_kill_apply_after_each_graph_write_while_graph_replicates(lab: Lab) -> None:
+    """The re-apply runs while Graph does not show the killed run's new objects yet (1 s) and RBAC does not know
+    the new principal (2 s): "not found" must not become a second object, "already exists" must converge."""
+    rows = []
+    for k in range(1, 4):  # the app, its principal, the consent: the Graph branch's writes, in that order
+        lab.reset(graph_replication_seconds=1.0, principal_delay_seconds=2.0, principal_delay_strict=True)
+        killed = lab.kill_after_write(k, *APPLY, path_regex=r"^/v1\.0/")
+        assert killed is not None, f"the apply made fewer than {k} Graph writes"
+        again = lab.run(*APPLY, "-o", "json")
+        lab.control.configure(graph_replication_seconds=0)
+        plan = lab.run(*PLAN)
+        problems = duplicates(lab.state())
+        present = _ohif(lab)
+        ok = again.code == 0 and plan.code == 0 and not problems and present == EVERYTHING
+        rows.append((k, write_name(killed), again.code, _done(again.stdout), plan.code,
+                     "; ".join(problems) or "none", _verdict(ok)))
+    table("graph-replication", "kill -9 of the apply right after its k-th Graph write, then apply again at once, "
+          "while Graph replicates (graph_replication_seconds: 1) and RBAC lags (principal_delay_seconds: 2, strict)",
+          ("k", "killed right after", "re-apply", "re-apply did", "plan -d", "duplicates/orphans", "result"),
+          rows, REPRODUCE + "test_kill_apply_after_each_graph_write_while_graph_replicates")
+    assert all(row[-1] == "ok" for row in rows)
+
+
 @pytest.mark.parametrize("lost", ["drop", 504])
 def test_lost_answers(lab: Lab, lost: Any) -> None:
     """Each write of a fresh apply is made, then its answer is lost (connection dropped, or a gateway's 504
