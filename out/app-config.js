@@ -20,9 +20,9 @@ window.config = {
       "configuration": {
         "friendlyName": "Azure DICOM",
         "name": "dicomweb",
-        "qidoRoot": "https://127.0.0.1:42589/dicom/ohifws-ohif-dicom/v2",
-        "wadoRoot": "https://127.0.0.1:42589/dicom/ohifws-ohif-dicom/v2",
-        "wadoUriRoot": "https://127.0.0.1:42589/dicom/ohifws-ohif-dicom/v2",
+        "qidoRoot": "https://127.0.0.1:45889/dicom/ohifws-ohif-dicom/v2",
+        "wadoRoot": "https://127.0.0.1:45889/dicom/ohifws-ohif-dicom/v2",
+        "wadoUriRoot": "https://127.0.0.1:45889/dicom/ohifws-ohif-dicom/v2",
         "qidoSupportsIncludeField": true,
         "imageRendering": "wadors",
         "thumbnailRendering": "wadors",
@@ -42,8 +42,8 @@ window.config = {
   ],
   "oidc": [
     {
-      "authority": "https://127.0.0.1:42589/a4e3443b-c1f7-4a40-a691-d394f912f180/v2.0/",
-      "client_id": "9bd11cab-4a57-4002-9fd1-34dcc176cddf",
+      "authority": "https://127.0.0.1:45889/31aa4f21-19ec-4fef-b090-3c9854fe88d8/v2.0/",
+      "client_id": "f6868a85-b5a0-4819-83ff-188ce3f79139",
       "redirect_uri": "http://localhost:3000/callback",
       "response_type": "code",
       "scope": "openid https://dicom.healthcareapis.azure.com/Dicom.ReadWrite",

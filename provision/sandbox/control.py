@@ -38,7 +38,7 @@ LOG_LIMIT = 20_000
 
 
 #: what a rule can do instead of the API's answer, besides an HTTP error status
-ACTIONS = ("drop", "hold", "delay")
+ACTIONS = ("drop", "hold", "delay", "pause")
 #: methods whose requests can change the world (the others never commit)
 WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 
@@ -46,7 +46,8 @@ WRITES = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 @dataclass
 class FaultRule:
     #: an HTTP error status (the answer), "drop" (close the connection without answering), "hold" (stop
-    #: answering anything until the rule is deleted, then drop what was held) or "delay" (answer `delay` late)
+    #: answering anything until the rule is deleted, then drop what was held), "delay" (answer `delay` late) or
+    #: "pause" (matching requests wait until the rule is deleted, then go on: a starting gate for several clients)
     status: int | str
     method: str | None = None  # one method or several, comma-separated ("PUT,POST")
     path_regex: str | None = None
@@ -97,6 +98,8 @@ class FaultRule:
             raise ValueError("delay must be a non-negative number of seconds")
         if status == "delay" and not delay:
             raise ValueError('status "delay" needs a delay (seconds)')
+        if status == "pause" and after:
+            raise ValueError('status "pause" holds requests before the API sees them: it cannot be "after"')
         method = data.get("method") or None
         if method is not None and not isinstance(method, str):
             raise ValueError('method is a string: one method or several, comma-separated ("PUT,POST")')
@@ -135,6 +138,8 @@ class ControlState:
         self.holding: str | None = None
         self._thaw: asyncio.Event | None = None
         self.last_release = 0.0
+        #: the pauses in force, by rule id: set when the rule is deleted
+        self._resume: dict[str, asyncio.Event] = {}
 
     def next_seq(self) -> int:
         return next(self._seq)
@@ -170,8 +175,15 @@ class ControlState:
         self.holding = rule.id
         self._thaw = asyncio.Event()
 
+    async def paused(self, rule: FaultRule) -> None:
+        """Wait until the pause `rule` is deleted."""
+        await self._resume.setdefault(rule.id, asyncio.Event()).wait()
+
     def release(self, rule_id: str | None = None) -> None:
-        """End the hold (of `rule_id`, or whichever): what it held is dropped."""
+        """End the hold (of `rule_id`, or whichever): what it held is dropped; end pauses: what they held
+        goes on."""
+        for paused in [key for key in self._resume if rule_id in (None, key)]:
+            self._resume.pop(paused).set()
         if self.holding is not None and rule_id in (None, self.holding):
             self.holding = None
             self.last_release = time.monotonic()
@@ -313,10 +325,13 @@ class SandboxApp:
             rule = state.take_fault(method, path)
             if rule is not None:
                 entry["fault"] = rule.id
-                if rule.status != "delay":
+                if rule.status == "pause":
+                    await state.paused(rule)
+                elif rule.status == "delay":
+                    await asyncio.sleep(rule.delay)
+                else:
                     await self._fault(rule, scope, receive, send, entry)
                     return
-                await asyncio.sleep(rule.delay)
             if method in WRITES and state.waits_for_commits:
                 async with state.writes:
                     if await state.held(arrived):

@@ -30,7 +30,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "crash"
 
 #: long enough for a re-run to find an interrupted DICOM create or group delete still running, short enough
 #: for the whole suite to fit the CI budget
-LRO_SECONDS = 1.0
+LRO_SECONDS = 0.8
 CONFIG: dict[str, Any] = {
     "latency_ms": 0, "lro_seconds": LRO_SECONDS, "principal_delay_seconds": 0, "principal_delay_strict": False,
     "dicom_sp": True, "graph_replication_seconds": 0, "graph_strict_uniqueness": True,
@@ -77,11 +77,12 @@ class Lab:
         result = CliRunner().invoke(app, list(args), env=self.env, catch_exceptions=False)
         return Finished(result.exit_code, result.output, result.stdout)
 
-    def kill_after_write(self, k: int, *args: str, path_regex: str | None = None) -> dict[str, Any] | None:
-        """Start `provision ARGS`, stop the world right after its k-th committed write (of those to paths that
-        match `path_regex`), SIGKILL it, and let the world go on. Returns the log entry of the k-th write
+    def kill_after_write(self, k: int, *args: str, method: str | None = None,
+                         path_regex: str | None = None) -> dict[str, Any] | None:
+        """Start `provision ARGS`, stop the world right after its k-th committed write (of those that match
+        `method` and `path_regex`), SIGKILL it, and let the world go on. Returns the log entry of the k-th write
         (None: the run made fewer than k writes)."""
-        rule = self.control.add_fault("hold", after=True, skip=k - 1, path_regex=path_regex)
+        rule = self.control.add_fault("hold", after=True, skip=k - 1, method=method, path_regex=path_regex)
         child = self.start(*args, name=f"killed-{k}")
         fired = None
         try:

@@ -219,11 +219,36 @@ def test_a_hold_freezes_the_world_right_after_the_write_until_it_is_deleted(
     assert statuses == {"rg-1": 201, "rg-2": "drop", "rg-3": "drop", "rg-4": "drop", "rg-5": 201}
 
 
+def test_a_pause_holds_requests_until_it_is_deleted_then_lets_them_all_go(
+        info: SandboxInfo, arm_token: str, sandbox_control: SandboxControl) -> None:
+    import concurrent.futures
+    import ssl
+
+    auth = {"Authorization": f"Bearer {arm_token}"}
+    rule = sandbox_control.add_fault("pause", method="PUT")
+    context = ssl.create_default_context(cafile=info.ca_bundle)
+
+    def put(name: str) -> int:
+        with httpx.Client(base_url=info.url, verify=context, timeout=30) as client:
+            return client.put(_rg_url(info, name), headers=auth, json={"location": "westus2"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        waiting = [pool.submit(put, "rg-p1"), pool.submit(put, "rg-p2")]
+        deadline = time.monotonic() + 10
+        while (sandbox_control.fault(rule["id"]) or {}).get("hits", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(f.done() for f in waiting)
+        sandbox_control.remove_fault(rule["id"])
+        assert sorted(f.result(timeout=10) for f in waiting) == [201, 201]
+
+
 def test_bad_after_rules(http: Any, sandbox_control: SandboxControl) -> None:
     with pytest.raises(ValueError, match="delay"):
         sandbox_control.add_fault("delay")
     with pytest.raises(ValueError, match="skip"):
         sandbox_control.add_fault(500, skip=-1)
+    with pytest.raises(ValueError, match="pause"):
+        sandbox_control.add_fault("pause", after=True)
     refused = http.post("/_sandbox/faults", json={"status": 500, "after": 1})
     assert (refused.status_code, refused.json()) == (400, {"error": "after must be true or false"})
     assert sandbox_control.faults() == []
