@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo viewer test lint system-deps bench clean
+.PHONY: demo viewer test lint system-deps bench crash clean
 
 $(BIN)/provision: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ system-deps:
 
 test: system-deps lint
 	$(BIN)/pytest
+
+# the crash suite alone, printing its tables (kill -9 after every write, lost answers, concurrent applies);
+# `make test` runs it too. Tables also land in test-artifacts/crash/. See docs/safety.md.
+crash: $(BIN)/provision
+	$(BIN)/pytest -s -q tests/crash
 
 bench: $(BIN)/provision system-deps
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

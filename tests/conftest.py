@@ -18,6 +18,8 @@ TEST_CONFIG: dict[str, Any] = {
     "principal_delay_seconds": 0,
     "principal_delay_strict": False,
     "dicom_sp": True,
+    "graph_replication_seconds": 0,
+    "graph_strict_uniqueness": True,
 }
 
 

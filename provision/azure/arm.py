@@ -27,12 +27,11 @@ from azure.mgmt.healthcareapis.aio import HealthcareApisManagementClient
 from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
 from provision.azure.clouds import Cloud
-from provision.azure.errors import AzureTemporaryError, authentication_failed, classify, connection_failed
-from provision.azure.waiting import ProgressPolling, Report, ignore
+from provision.azure.errors import AzureTemporaryError, classify, connection_failed, identity_failed
+from provision.azure.normalise import SETTLED_STATES
+from provision.azure.waiting import ProgressPolling
+from provision.core.polling import Report, ignore
 from provision.errors import ProvisionError
-
-#: provisioning states in which a resource accepts a new write
-SETTLED_STATES = frozenset({"Succeeded", "Failed", "Canceled"})
 
 T = TypeVar("T")
 Body = dict[str, Any]
@@ -75,7 +74,7 @@ def translate(error: Exception, what: str) -> ProvisionError:
     """The tool's error for an azure-core exception raised while doing `what`."""
     if isinstance(error, ClientAuthenticationError) and error.status_code in (None, 400, 401):
         # raised by azure-identity when no token could be had, and by ARM for a rejected token
-        return authentication_failed(what, error.message)
+        return identity_failed(what, error.message, error.status_code)
     if isinstance(error, HttpResponseError):
         code, message = _error_parts(error)
         headers = dict(cast(Any, error.response).headers) if error.response is not None else None

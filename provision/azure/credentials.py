@@ -16,9 +16,11 @@ from typing import Any
 
 import aiohttp
 from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
 from azure.core.pipeline.transport import AioHttpTransport
 
 from provision.azure.clouds import Cloud
+from provision.azure.errors import connection_failed, identity_failed
 from provision.core.target import SandboxEndpoints
 
 #: refresh a cached token this long before it expires (azure-core's own policy uses 300 s too)
@@ -72,21 +74,29 @@ class SharedTokens:
         **kwargs: Any,
     ) -> AccessToken:
         if claims or tenant_id:
-            self.fetched += 1
-            token: AccessToken = await self._inner.get_token(
-                *scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs
-            )
-            return token
+            return await self._fetch(*scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs)
         key = tuple(scopes)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             cached = self._tokens.get(key)
             if cached is not None and cached.expires_on - REFRESH_MARGIN > time.time():
                 return cached
-            self.fetched += 1
-            fresh: AccessToken = await self._inner.get_token(*scopes, enable_cae=enable_cae, **kwargs)
+            fresh = await self._fetch(*scopes, enable_cae=enable_cae, **kwargs)
             self._tokens[key] = fresh
             return fresh
+
+    async def _fetch(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        """A token from the inner credential. Its failures become the tool's errors here, once for every client
+        (ARM, Graph, the DICOM data plane): Entra ID unavailable is temporary (the engine retries it, and says
+        for how long it tried), wrong or missing credentials are permanent, with the sign-in hint."""
+        self.fetched += 1
+        try:
+            token: AccessToken = await self._inner.get_token(*scopes, **kwargs)
+        except ClientAuthenticationError as error:
+            raise identity_failed("signing in to Azure", error.message, error.status_code) from error
+        except (ServiceRequestError, ServiceResponseError) as error:
+            raise connection_failed("signing in to Azure", error) from error
+        return token
 
     async def close(self) -> None:
         await self._inner.close()

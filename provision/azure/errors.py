@@ -16,16 +16,21 @@ from provision.errors import CloudError, ConfigurationError, ProvisionError
 #: statuses worth retrying whatever the code says
 TEMPORARY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
-#: codes that mean "not yet": directory replication, concurrent writes, operations still settling
-REPLICATION_CODES = frozenset(
-    {
-        "PrincipalNotFound",
-        "Directory_ConcurrencyViolation",
-        "Request_ThrottledTemporarily",
-        "AnotherOperationInProgress",
-        "Conflict_OperationInProgress",
-    }
-)
+#: codes that mean "not yet": directory replication, concurrent directory writes
+REPLICATION_CODES = frozenset({"PrincipalNotFound", "Directory_ConcurrencyViolation", "Request_ThrottledTemporarily"})
+
+
+#: codes of a write refused because an operation is already running on the object
+IN_PROGRESS_CODES = frozenset({"AnotherOperationInProgress", "OperationInProgress", "Conflict_OperationInProgress"})
+
+
+def operation_in_progress(status: int | None, code: str | None, message: str | None) -> bool:
+    """A 409 because the object is busy (a create still running, someone else's update): worth waiting for,
+    unlike a 409 about the request itself (a location that differs, a workspace that still holds services)."""
+    text = (message or "").lower()
+    return code in IN_PROGRESS_CODES or (
+        status == 409 and ("operation is in progress" in text or "another operation" in text)
+    )
 
 
 class AzureCloudError(CloudError):
@@ -116,13 +121,36 @@ def classify(
     label = " ".join(str(part) for part in (status, code) if part)
     text = f"{what}: {detail}" + (f" ({label})" if label else "")
     hint = _hint(status, code)
-    if (status in TEMPORARY_STATUS) or (code in REPLICATION_CODES) or (code in set(temporary_codes)):
+    if (
+        (status in TEMPORARY_STATUS)
+        or (code in REPLICATION_CODES)
+        or (code in set(temporary_codes))
+        or operation_in_progress(status, code, message)
+    ):
         return AzureTemporaryError(
             text, status=status, code=code, retry_after=retry_after_seconds(headers), hint=hint
         )
     if status == 401:
         return ConfigurationError(text, hint=hint)
     return AzureCloudError(text, status=status, code=code, hint=hint)
+
+
+#: what Entra ID says when the fault is on its side ("AADSTS90033: A transient error has occurred")
+TRANSIENT_IDENTITY = ("AADSTS90033", "temporarily_unavailable", "AADSTS90055")
+
+
+def identity_failed(what: str, message: str, status: int | None = None) -> ProvisionError:
+    """No token could be had. Entra ID unavailable for a while (a 429/5xx, AADSTS90033) is temporary and never
+    sends the user to sign in again; wrong or missing credentials are permanent, with the sign-in hint."""
+    if status in TEMPORARY_STATUS or any(marker in message for marker in TRANSIENT_IDENTITY):
+        detail = message.strip().splitlines()[0] if message.strip() else "no message"
+        return AzureTemporaryError(
+            f"{what}: Entra ID is unavailable: {detail}",
+            status=status,
+            code="temporarily_unavailable",
+            hint="a transient error on Microsoft's side (https://status.azure.com); run the command again later",
+        )
+    return authentication_failed(what, message)
 
 
 def authentication_failed(what: str, message: str) -> ConfigurationError:

@@ -34,12 +34,13 @@ from msgraph.generated.models.web_application import WebApplication
 from msgraph.generated.oauth2_permission_grants.oauth2_permission_grants_request_builder import (
     Oauth2PermissionGrantsRequestBuilder,
 )
+from msgraph.generated.service_principals.service_principals_request_builder import ServicePrincipalsRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
 from provision.azure.clouds import Cloud
-from provision.azure.errors import authentication_failed, classify, connection_failed
+from provision.azure.errors import AzureTemporaryError, classify, connection_failed, identity_failed
 from provision.errors import ProvisionError
 
 T = TypeVar("T")
@@ -85,8 +86,8 @@ def graph_errors(what: str, not_yet: NotYet = _never) -> Iterator[None]:
     except (APIError, httpx.TransportError) as error:
         raise translate(error, what, not_yet) from error
     except ClientAuthenticationError as error:
-        # kiota asks azure-identity for the token: no usable credential surfaces here, before any request
-        raise authentication_failed(what, error.message) from error
+        # kiota asks the credential for the token (the session's converts its errors; another one may not)
+        raise identity_failed(what, error.message, error.status_code) from error
     except (ServiceRequestError, ServiceResponseError) as error:
         # the token request got no answer (login endpoint or sandbox unreachable): retried, as ARM's are
         raise connection_failed(what, error) from error
@@ -99,6 +100,16 @@ def _mentions(*ids: str) -> NotYet:
         return code in ("Request_BadRequest", "Request_ResourceNotFound") and any(i in message for i in ids if i)
 
     return check
+
+
+def already_exists(code: str | None, message: str) -> bool:
+    """Graph's answers to a create of something that exists: `Request_MultipleObjectsWithSameKeyValue` (a
+    service principal, a permission grant: "Permission entry already exists."), an ObjectConflict on a key
+    property ("Another object with the same value for property uniqueName already exists.")."""
+    text = message.lower()
+    return code == "Request_MultipleObjectsWithSameKeyValue" or (
+        code in ("Request_BadRequest", "ObjectConflict") and "already exists" in text
+    )
 
 
 def _not_found(error: APIError) -> bool:
@@ -207,6 +218,24 @@ class GraphApi:
         with graph_errors(what, not_yet):
             return await self._send(info)
 
+    async def _create(self, what: str, info: RequestInformation, not_yet: NotYet = _never) -> Body | None:
+        """A write that may create. "Already exists" means a run at the same time got there first, or an earlier
+        attempt of ours whose answer was lost: a temporary error, so the engine reads the object again and
+        converges on it (it may not be readable at once: directories replicate) instead of failing."""
+        with graph_errors(what, not_yet):
+            try:
+                return await self._send(info)
+            except APIError as error:
+                code, message = _error_parts(error)
+                if not already_exists(code, message):
+                    raise
+                raise AzureTemporaryError(
+                    f"{what}: it exists already (made by a run at the same time, or by an earlier attempt whose "
+                    "answer was lost); reading it again",
+                    status=error.response_status_code,
+                    code=code,
+                ) from error
+
     async def _delete(self, what: str, info: RequestInformation) -> None:
         with graph_errors(what):
             try:
@@ -230,7 +259,7 @@ class GraphApi:
         config.headers.add("Prefer", "create-if-missing")
         builder = self._client.applications_with_unique_name(unique_name)
         info = builder.to_patch_request_information(application_model(spec), request_configuration=config)
-        return await self._write(f"writing app {unique_name}", info)
+        return await self._create(f"writing app {unique_name}", info)
 
     async def delete_application(self, unique_name: str) -> None:
         builder = self._client.applications_with_unique_name(unique_name)
@@ -238,27 +267,29 @@ class GraphApi:
 
     # -- service principals ---------------------------------------------------------------------------------
 
-    async def get_service_principal_by_app_id(self, app_id: str) -> Body | None:
-        builder = self._client.service_principals_with_app_id(app_id)
-        return await self._read(f"reading the service principal of app {app_id}", builder.to_get_request_information())
+    async def find_service_principals(self, app_id: str) -> list[Body]:
+        """Every service principal of one app. A list rather than `(appId='...')`: while Graph replicates, two
+        runs that created one at the same moment may each have got theirs, and the list shows both."""
+        query = ServicePrincipalsRequestBuilder.ServicePrincipalsRequestBuilderGetQueryParameters
+        info = self._client.service_principals.to_get_request_information(
+            _filter(query, f"appId eq '{_quote(app_id)}'")
+        )
+        return await self._list(f"reading the service principal of app {app_id}", info)
 
     async def get_service_principal(self, object_id: str) -> Body | None:
         builder = self._client.service_principals.by_service_principal_id(object_id)
         return await self._read(f"reading service principal {object_id}", builder.to_get_request_information())
 
-    async def ensure_service_principal(
+    async def create_service_principal(
         self, app_id: str, *, tags: list[str] | None = None, notes: str | None = None
     ) -> Body:
-        """The app's service principal, created when missing. POST is not idempotent, so it is looked for first:
-        after a lost answer or a retry, the earlier attempt's principal is found instead of a second POST."""
-        existing = await self.get_service_principal_by_app_id(app_id)
-        if existing is not None:
-            return existing
+        """POST one. Not idempotent: callers look first (`find_service_principals`); "already exists" (another
+        run, or an earlier attempt whose answer was lost) is raised as a temporary error, to be read again."""
         info = self._client.service_principals.to_post_request_information(
             ServicePrincipal(app_id=app_id, tags=tags, notes=notes)
         )
         # a just-created app may not be visible to the service principal endpoint yet
-        body = await self._write(f"creating the service principal of app {app_id}", info, _mentions(app_id))
+        body = await self._create(f"creating the service principal of app {app_id}", info, _mentions(app_id))
         return body or {}
 
     async def update_service_principal_tags(self, object_id: str, tags: list[str]) -> None:
@@ -286,7 +317,7 @@ class GraphApi:
             )
         )
         # right after the client's service principal was created, Graph may not know it yet
-        body = await self._write(f"granting admin consent to {client_id}", info, _mentions(client_id, resource_id))
+        body = await self._create(f"granting admin consent to {client_id}", info, _mentions(client_id, resource_id))
         return body or {}
 
     async def update_grant(self, grant_id: str, scope: str) -> None:

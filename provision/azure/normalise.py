@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 #: "Azure API for DICOM", the first-party application whose delegated scope OHIF asks for
@@ -52,6 +53,27 @@ def guid_of(resource_id: str | None) -> str | None:
 
 # --- Azure Resource Manager -------------------------------------------------------------------------------
 
+#: provisioning states in which a resource's last operation has ended (it accepts a new write)
+SETTLED_STATES = frozenset({"Succeeded", "Failed", "Canceled"})
+#: ... of which these mean it ended badly
+FAILED_STATES = frozenset({"Failed", "Canceled"})
+#: provisioning states of an operation still running, by what it does (any other unsettled state: an update)
+RUNNING_STATES = {"Creating": "create", "Accepted": "create", "Provisioning": "create", "Updating": "update",
+                  "Deleting": "delete"}
+
+
+def modified_at(body: Mapping[str, Any]) -> float | None:
+    """`systemData.lastModifiedAt` in seconds since the epoch: when the last write (a PUT starting an operation)
+    was accepted; None when the service does not say (resource groups) or says something unreadable."""
+    stamp = (body.get("systemData") or {}).get("lastModifiedAt")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
 
 def resource_group(body: Mapping[str, Any]) -> dict[str, Any]:
     return {
@@ -60,6 +82,7 @@ def resource_group(body: Mapping[str, Any]) -> dict[str, Any]:
         "location": location(body.get("location")),
         "tags": _tags(body),
         "provisioning_state": _props(body).get("provisioningState"),
+        "modified_at": modified_at(body),
     }
 
 
@@ -70,6 +93,7 @@ def workspace(body: Mapping[str, Any]) -> dict[str, Any]:
         "location": location(body.get("location")),
         "tags": _tags(body),
         "provisioning_state": _props(body).get("provisioningState"),
+        "modified_at": modified_at(body),
     }
 
 
@@ -94,6 +118,7 @@ def dicom_service(body: Mapping[str, Any]) -> dict[str, Any]:
         "location": location(body.get("location")),
         "tags": _tags(body),
         "provisioning_state": props.get("provisioningState"),
+        "modified_at": modified_at(body),
         "service_url": props.get("serviceUrl") or None,
         "cors": cors(props.get("corsConfiguration")),
         "authority": auth.get("authority"),

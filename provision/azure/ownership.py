@@ -51,6 +51,12 @@ class Owner:
         """`provision-created:<UTC time>`, written once on create (the reaper reads an environment's age)."""
         return f"{CREATED_TAG}:{Owner.created_tag()[CREATED_TAG]}"
 
+    @staticmethod
+    def precise_created_graph_tag() -> str:
+        """The created tag to the microsecond: a service principal carries no creation time of Graph's (v1.0), and
+        of two made by runs at the same moment the older is kept (`resources.entra.oldest`)."""
+        return f"{CREATED_TAG}:{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
+
     def owns_graph_tags(self, tags: Iterable[str] | None) -> bool:
         return set(self.graph_tags()) <= set(tags or ())
 

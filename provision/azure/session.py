@@ -228,17 +228,13 @@ async def _seed_files(plan: PlanView, paths: tuple[str, ...]) -> SeedFiles:
     return await asyncio.to_thread(SeedFiles.read, resolved, where)
 
 
-async def _tenant_from_token(credential: Any, cloud: Cloud, token_claims: Any) -> str:
-    """The tenant the signed-in identity belongs to (the OHIF authority needs it)."""
-    from azure.core.exceptions import ClientAuthenticationError
+async def _tenant_from_token(credential: Any, cloud: Cloud, token_claims: Any, *, limit: float = 60.0) -> str:
+    """The tenant the signed-in identity belongs to (the OHIF authority needs it). Entra ID being unavailable
+    for a while is retried within `limit` seconds (the credential raises it as a temporary error)."""
+    from provision.core import with_retry
 
-    try:
-        token = await credential.get_token(cloud.graph_scope)
-    except ClientAuthenticationError as error:
-        raise ConfigurationError(
-            f"cannot sign in to Azure: {error.message}",
-            hint="az login, or set AZURE_TENANT_ID / AZURE_CLIENT_ID and a secret or federated token",
-        ) from error
+    token = await with_retry(lambda: credential.get_token(cloud.graph_scope), what="signing in to Azure",
+                             limit=limit)
     tenant = token_claims(token.token).get("tid")
     if not tenant:
         raise ConfigurationError("the tenant is unknown", hint="set azure.tenant_id in the plan or AZURE_TENANT_ID")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the engine (and asyncio) load only when a command runs: `pr
     from provision.core.target import OhifResult
 
 SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "replace": ("-/+", "red"),
-           "delete": ("-", "red"), "no-op": ("=", "dim")}
+           "repair": ("!~", "red"), "wait": ("...", "cyan"), "delete": ("-", "red"), "no-op": ("=", "dim")}
 
 #: the width of tables when the output is not a terminal (a CI log, a pipe): long names are not cut at 80
 LOG_WIDTH = 240
@@ -59,16 +59,24 @@ def _value(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str | bool) or value is None else str(value)
 
 
+def _unfinished(counts: dict[str, int]) -> str:
+    """The plan's waits and repairs, when there are any (operations the service has not finished, or failed)."""
+    parts = [f"{counts[kind]} {what}" for kind, what in (("wait", "to wait for"), ("repair", "to repair"))
+             if counts.get(kind)]
+    return "".join(f", {part}" for part in parts)
+
+
 def summary(plan: Plan, *, destroy: bool = False) -> str:
     counts = plan.counts()
     if destroy:
         covered = sum(1 for step in plan.steps if getattr(step.action, "container", None))
         along = f" ({covered} along with their container, so {counts.get('delete', 0) - covered} deletes sent)" \
             if covered else ""
-        return f"Destroy: {counts.get('delete', 0)} to delete{along}, {counts.get('no-op', 0)} left alone."
+        return (f"Destroy: {counts.get('delete', 0)} to delete{along}{_unfinished(counts)}, "
+                f"{counts.get('no-op', 0)} left alone.")
     return (
         f"Plan: {counts.get('create', 0)} to create, {counts.get('update', 0)} to update, "
-        f"{counts.get('replace', 0)} to replace, {counts.get('no-op', 0)} unchanged."
+        f"{counts.get('replace', 0)} to replace{_unfinished(counts)}, {counts.get('no-op', 0)} unchanged."
     )
 
 
@@ -86,18 +94,38 @@ def _diff_lines(before: Any, after: Any) -> list[tuple[str, str]]:
     return [(line, {"+": "green", "-": "red", "@": "cyan"}.get(line[:1], "")) for line in lines]
 
 
+def describe(action: Any) -> str:
+    """What goes in brackets after the action's name: why, or what the service is doing."""
+    from provision.core import Repair, Wait
+
+    if isinstance(action, Wait):
+        since = f", started {_ago(action.since)}" if action.since is not None else ""
+        then = f"; then {action.then}" if action.then and action.then != "no-op" else ""
+        return f"{action.state}{since}{then}"
+    if isinstance(action, Repair):
+        return f"its last operation failed: {action.error}"
+    container = getattr(action, "container", None)
+    return getattr(action, "reason", "") or (f"with {container}" if container else "")
+
+
+def _ago(moment: float) -> str:
+    from provision.core.durations import format_age
+
+    return f"{format_age(time.time() - moment)} ago"
+
+
 def _step_lines(step: Step) -> Text:
     symbol, style = SYMBOLS[step.action.kind]
     text = Text()
     text.append(f"  {symbol:>3} ", style=style)
     text.append(step.resource.label, style="bold")
-    reason = getattr(step.action, "reason", "") or (f"with {container}" if (container := getattr(
-        step.action, "container", None)) else "")
+    reason = describe(step.action)
     text.append(f"  {step.action.kind}" + (f" ({reason})" if reason else ""), style=style)
     for reason_line in getattr(step.action, "reasons", ()):
         text.append(f"\n        # {reason_line}", style="red")
+    created = step.action.kind == "create" or getattr(step.action, "then", "") == "create"
     for change in step.action.changes:
-        if step.action.kind == "create":
+        if created:
             shown = f"({len(change.after.splitlines())} lines)" if _multiline(change.after) else _value(change.after)
             text.append(f"\n        {change.path} = {shown}")
         elif _multiline(change.before) or _multiline(change.after):

@@ -394,6 +394,11 @@ def mount_commands(app: typer.Typer, target: Target) -> None:
         app.add_typer(sub_app, name=group)
 
 
+#: how "Apply complete" names what was done
+PAST = {"create": "created", "update": "updated", "replace": "replaced", "repair": "repaired",
+        "wait": "waited for (finished by an operation already running)", "delete": "deleted"}
+
+
 def _finish(session: TargetSession, outcome: Outcome, planned: EnginePlan, out: Path, *, text: bool,
             source: str) -> dict[str, Any]:
     """After apply: write the OHIF files and report what was done."""
@@ -408,7 +413,7 @@ def _finish(session: TargetSession, outcome: Outcome, planned: EnginePlan, out: 
         counts: dict[str, int] = {}
         for step in outcome.done:
             counts[step.action.kind] = counts.get(step.action.kind, 0) + 1
-        done = ", ".join(f"{n} {kind}d" for kind, n in sorted(counts.items())) or "no changes"
+        done = ", ".join(f"{n} {PAST.get(kind, kind)}" for kind, n in sorted(counts.items())) or "no changes"
         console.print(f"Apply complete: {done}.", style="bold green")
         for path in written:
             console.print(f"  wrote {path}")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from provision.core.actions import Action, Create, Delete, FieldChange, NoOp, Replace, Update
+from provision.core.actions import Action, Create, Delete, FieldChange, NoOp, Repair, Replace, Update, Wait
 from provision.core.diff import Compare, FieldPolicy, Schema, diff, values_equal
 from provision.core.events import Event, EventSink, Phase
-from provision.core.resource import Context, Resource, TemporaryError, Timeouts
+from provision.core.resource import Context, Lifecycle, Resource, TemporaryError, Timeouts
 from provision.core.values import UNKNOWN
 
 if TYPE_CHECKING:
@@ -43,11 +43,13 @@ __all__ = [
     "ExecutionError",
     "FieldChange",
     "FieldPolicy",
+    "Lifecycle",
     "NoOp",
     "OperationTimeout",
     "Outcome",
     "Phase",
     "Plan",
+    "Repair",
     "Replace",
     "Resource",
     "Schema",
@@ -55,6 +57,7 @@ __all__ = [
     "TemporaryError",
     "Timeouts",
     "Update",
+    "Wait",
     "backoff_delay",
     "diff",
     "values_equal",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from provision.core.values import plain
@@ -48,6 +49,39 @@ class Replace(Action):
 
     def as_dict(self) -> dict[str, Any]:
         return {**super().as_dict(), "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
+class Repair(Action):
+    """The object exists but its last operation failed (the service says so): send the declared state again in
+    place, which makes the service try again (an ARM PUT). `changes` are the declared fields that differ."""
+
+    kind: ClassVar[str] = "repair"
+    #: what the service says about the failure
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "error": self.error}
+
+
+@dataclass(frozen=True)
+class Wait(Action):
+    """An operation is still running on the object (an interrupted run's, someone else's): apply waits until it
+    ends, reads the object again and carries on from what it finds. Counts as a change: the live state is not
+    the plan's yet."""
+
+    kind: ClassVar[str] = "wait"
+    #: the service's word for what it is doing, lower case ("creating", "updating", "deleting")
+    state: str = ""
+    #: when the running operation started (seconds since the epoch), when the service says
+    since: float | None = None
+    #: what the engine expects to do once it has ended ("create", "update", "no-op", "delete", "")
+    then: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        since = None if self.since is None else datetime.fromtimestamp(self.since, UTC).isoformat().replace(
+            "+00:00", "Z")
+        return {**super().as_dict(), "state": self.state, "since": since, "then": self.then}
 
 
 @dataclass(frozen=True)

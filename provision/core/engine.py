@@ -8,13 +8,19 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from provision.core.actions import Action, Create, Delete, NoOp, Replace, Update
+from provision.core.actions import Action, Create, Delete, FieldChange, NoOp, Repair, Replace, Update, Wait
 from provision.core.diff import diff
+from provision.core.durations import format_age
 from provision.core.events import Event, EventSink, Phase, ignore
-from provision.core.resource import Context, Resource, TemporaryError
-from provision.core.retry import with_retry
+from provision.core.polling import REPORT_EVERY, poll_delay
+from provision.core.resource import Context, Lifecycle, Resource, TemporaryError
+from provision.core.retry import Attempts, OperationTimeout, with_retry
 from provision.core.values import UNKNOWN
 from provision.errors import ProvisionError
+
+#: the verb of each write in messages ("creating azure.app[x]")
+_VERBS = {"create": "creating", "update": "updating", "replace": "replacing", "repair": "repairing",
+          "delete": "deleting"}
 
 
 @dataclass
@@ -230,6 +236,7 @@ class Engine:
 
     def _step(self, resource: Resource, actual: dict[str, Any] | None, ctx: Context) -> Step:
         desired = resource.desired(ctx)
+        life = resource.lifecycle(actual) if actual is not None else None
         if not resource.managed:
             if actual is None:
                 return Step(
@@ -239,8 +246,10 @@ class Engine:
                     desired,
                     blocked=f"{resource.label} does not exist and the plan does not create it",
                 )
+            if life is not None and life.running:  # e.g. a group the plan builds in, being deleted
+                return Step(resource, _wait(life, "" if life.operation == "delete" else "no-op"), actual, desired)
             return Step(resource, NoOp("not managed by this plan"), actual, desired)
-        action = diff(desired, actual, resource.schema)
+        action = self._decide(resource, desired, actual, life)
         step = Step(resource, action, actual, desired)
         if actual is not None and not resource.owned(actual):
             if not self.adopt:
@@ -253,8 +262,28 @@ class Engine:
         return step
 
     @staticmethod
+    def _decide(
+        resource: Resource, desired: dict[str, Any], actual: dict[str, Any] | None, life: Lifecycle | None
+    ) -> Action:
+        """The diff, unless the service says an operation is still running (wait for it) or has failed (repair
+        or replace: never "up to date")."""
+        if life is not None and life.running:
+            after = diff(desired, None if life.operation == "delete" else actual, resource.schema)
+            return _wait(life, after.kind, after.changes)
+        action = diff(desired, actual, resource.schema)
+        if life is None:
+            return action
+        failure = f"its last operation failed: {life.error}"
+        if isinstance(action, Replace):
+            return Replace((*action.reasons, failure), changes=action.changes)
+        if resource.repairable:
+            return Repair(error=life.error, changes=action.changes)
+        return Replace((failure,), changes=action.changes)
+
+    @staticmethod
     def _planned_outputs(step: Step) -> dict[str, Any]:
-        if step.actual is None:
+        going = isinstance(step.action, Wait) and step.action.then == "create"  # being deleted: as if absent
+        if step.actual is None or going:
             return step.resource.outputs(_MissingOutputs(step.desired))
         if isinstance(step.action, NoOp):
             return step.resource.outputs(step.actual)
@@ -279,7 +308,7 @@ class Engine:
 
     async def apply(self, plan: Plan | None = None) -> Outcome:
         """Make the plan real. Resources whose planned action is a no-op, and whose dependencies
-        changed nothing, are not read again; every resource that changes is re-read first."""
+        changed nothing, are not read again; every other resource is re-read first and decided afresh."""
         plan = plan or await self.plan()
         if plan.blocked:
             raise ExecutionError("\n".join(step.blocked or "" for step in plan.blocked))
@@ -290,56 +319,126 @@ class Engine:
 
         async def run(resource: Resource) -> None:
             step = planned[resource.address]
-            reuse = isinstance(step.action, NoOp) and not (set(resource.depends_on) & changed)
-            if not reuse:
-                actual = await self._read(resource, outputs)
-                step = self._step(resource, actual, self._context(resource, outputs))
-                if step.blocked:
-                    raise ProvisionError(step.blocked)
-            if isinstance(step.action, NoOp):
+            if isinstance(step.action, NoOp) and not (set(resource.depends_on) & changed):
                 outputs[resource.address] = resource.outputs(step.actual or {})
                 self._emit(resource.address, Phase.DONE, step.action.kind, step.action.reason)
                 return
-            after = await self._perform(resource, step, outputs)
+            carried_out, actual = await self._converge(resource, outputs)
+            outputs[resource.address] = resource.outputs(actual)
+            if carried_out is None:
+                return
             changed.add(resource.address)
-            done.append(step)
-            outputs[resource.address] = resource.outputs(after)
+            done.append(carried_out)
 
         failures = await self._run_graph(run)
         _raise_failures("apply", failures)
         return Outcome(done, outputs)
 
+    async def _converge(
+        self, resource: Resource, outputs: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[Step | None, dict[str, Any]]:
+        """Read, decide, act, until the object is as declared; returns the step carried out (None: it was up to
+        date) and the object as it now is.
+
+        After waiting for an operation found running, and after a write failed temporarily (whose answer may
+        have been lost after the service made the change), the object is read again and the action decided
+        again: a retry never repeats a write blindly, and a create that someone else finished converges.
+        """
+        attempts: Attempts | None = None
+        waited: Step | None = None
+        while True:
+            actual = await self._read(resource, outputs)
+            step = self._step(resource, actual, self._context(resource, outputs))
+            if step.blocked:
+                raise ProvisionError(step.blocked)
+            action = step.action
+            if isinstance(action, NoOp):
+                if waited is None:
+                    self._emit(resource.address, Phase.DONE, action.kind, action.reason)
+                return waited, actual or {}
+            if isinstance(action, Wait):
+                await self._wait(resource, step, outputs)
+                waited = step
+                continue
+            if attempts is None:
+                verb = _VERBS.get(action.kind, action.kind)
+                attempts = Attempts(f"{verb} {resource.label}", getattr(resource.timeouts, action.kind, 0.0)
+                                    or resource.timeouts.update)
+            try:
+                return step, await asyncio.wait_for(self._perform(resource, step, outputs), attempts.remaining())
+            except TimeoutError:
+                raise attempts.timed_out() from None
+            except TemporaryError as error:
+                delay = attempts.delay_after(error)
+                self._retrying(resource, action.kind, attempts.started)(error, delay)
+                await asyncio.sleep(delay)
+
     async def _perform(
         self, resource: Resource, step: Step, outputs: Mapping[str, Mapping[str, Any]]
     ) -> dict[str, Any]:
+        """One try of the step's write; the object as it is afterwards."""
         action = step.action
         ctx = self._context(resource, outputs, action.kind)
         started = time.monotonic()
         self._emit(resource.address, Phase.STARTED, action.kind)
-        on_retry = self._retrying(resource, action.kind, started)
-
-        async def attempt(operation: Callable[[], Awaitable[Any]], verb: str, limit: float) -> Any:
-            return await with_retry(operation, what=f"{verb} {resource.label}", limit=limit, on_retry=on_retry)
-
         actual = step.actual
         if isinstance(action, Replace) and actual is not None:
-            doomed = actual
-            await attempt(lambda: resource.delete(ctx, doomed), "deleting", resource.timeouts.delete)
+            await resource.delete(ctx, actual)
             actual = None
         if actual is None:
-            result = await attempt(lambda: resource.create(ctx, step.desired), "creating", resource.timeouts.create)
+            result = await resource.create(ctx, step.desired)
+        elif isinstance(action, Repair):
+            result = await resource.repair(ctx, step.desired, actual, Update(changes=action.changes))
         else:
-            current = actual
             update = action if isinstance(action, Update) else Update(changes=action.changes)
-            result = await attempt(
-                lambda: resource.update(ctx, step.desired, current, update), "updating", resource.timeouts.update
-            )
+            result = await resource.update(ctx, step.desired, actual, update)
         if result is None:
-            result = await self._read(resource, outputs)
-            if result is None:
-                raise ProvisionError(f"{resource.label}: not found right after {action.kind}")
+            result = await self._read_back(resource, outputs, action.kind)
         self._emit(resource.address, Phase.DONE, action.kind, started=started)
         return result
+
+    async def _read_back(
+        self, resource: Resource, outputs: Mapping[str, Mapping[str, Any]], kind: str
+    ) -> dict[str, Any]:
+        """The object after a write that answered without it. A directory may not show a new object at once
+        (replication), so "not found" is retried here, never answered with a second create."""
+        ctx = self._context(resource, outputs, "read")
+
+        async def visible() -> dict[str, Any]:
+            found = await resource.read(ctx)
+            if found is None:
+                raise TemporaryError(f"{resource.label} is not visible yet after {kind} (directory replication)")
+            return found
+
+        return await with_retry(visible, what=f"reading {resource.label} back", limit=resource.timeouts.read,
+                                on_retry=self._retrying(resource, "read", time.monotonic()))
+
+    async def _wait(self, resource: Resource, step: Step, outputs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Poll, on the long-running-operation schedule, until the operation found running has ended: the
+        object is gone, or the service says it settled (succeeded or failed). Bounded by the time limit of the
+        kind of operation that runs."""
+        assert isinstance(step.action, Wait) and step.actual is not None
+        life = resource.lifecycle(step.actual)
+        operation = life.operation if life is not None else "update"
+        limit = getattr(resource.timeouts, operation, resource.timeouts.update)
+        state = step.action.state
+        started = time.monotonic()
+        self._emit(resource.address, Phase.STARTED, "wait", _describe_wait(step.action))
+        reported = 0.0
+        while True:
+            elapsed = time.monotonic() - started
+            if elapsed >= limit:
+                raise OperationTimeout(f"waiting for {resource.label}: still {state} after {elapsed:.0f} s")
+            await asyncio.sleep(poll_delay(elapsed))
+            actual = await self._read(resource, outputs)
+            now = resource.lifecycle(actual) if actual is not None else None
+            if now is None or not now.running:
+                break
+            state = now.state.lower()
+            if time.monotonic() - started - reported >= REPORT_EVERY:
+                reported = time.monotonic() - started
+                self._emit(resource.address, Phase.PROGRESS, "wait", f"still {state}", started)
+        self._emit(resource.address, Phase.DONE, "wait", "gone" if actual is None else "finished", started)
 
     # -- destroy ---------------------------------------------------------------------------------------
 
@@ -364,6 +463,9 @@ class Engine:
                     action = NoOp(kept)
                 elif not resource.owned(actual):
                     action = NoOp("not owned by this plan; left alone")
+                elif (life := resource.lifecycle(actual)) is not None and life.running:
+                    # an interrupted destroy's delete (or an interrupted apply's create) is still running
+                    action = _wait(life, "" if life.operation == "delete" else "delete")
                 else:
                     action = Delete()
             steps[resource.address] = Step(resource, action, actual)
@@ -386,7 +488,7 @@ class Engine:
 
         def deleting(address: str | None) -> bool:
             step = steps.get(address or "")
-            return step is not None and isinstance(step.action, Delete)
+            return step is not None and (isinstance(step.action, Delete) or _deleting(step.action))
 
         def containers(resource: Resource) -> list[str]:
             """Enclosing containers being deleted, innermost first."""
@@ -440,6 +542,34 @@ class Engine:
                 waits[address] = [d for d in dependants if container.get(d) != address]
         return waits
 
+    async def _delete(self, resource: Resource, step: Step, outputs: Mapping[str, Mapping[str, Any]]) -> None:
+        """Delete until gone. After a temporary failure (of the delete, or of the wait that follows it, when the
+        delete itself went through) the object is read again first: gone is done, a delete running is waited
+        for, and only an object still there is deleted again."""
+        ctx = self._context(resource, outputs, "delete")
+        attempts = Attempts(f"deleting {resource.label}", resource.timeouts.delete)
+        self._emit(resource.address, Phase.STARTED, "delete")
+        actual = step.actual or {}
+        while True:
+            try:
+                await asyncio.wait_for(resource.delete(ctx, actual), attempts.remaining())
+                break
+            except TimeoutError:
+                raise attempts.timed_out() from None
+            except TemporaryError as error:
+                delay = attempts.delay_after(error)
+                self._retrying(resource, "delete", attempts.started)(error, delay)
+                await asyncio.sleep(delay)
+            current = await self._read(resource, outputs)
+            life = resource.lifecycle(current) if current is not None else None
+            if current is not None and life is not None and life.running:
+                await self._wait(resource, Step(resource, _wait(life, ""), current), outputs)
+                current = await self._read(resource, outputs)
+            if current is None:
+                break
+            actual = current
+        self._emit(resource.address, Phase.DONE, "delete", started=attempts.started)
+
     async def destroy(self, plan: Plan | None = None) -> Outcome:
         """Delete, in reverse dependency order, what `destroy_plan` marked."""
         plan = plan or await self.destroy_plan()
@@ -448,6 +578,13 @@ class Engine:
 
         async def run(resource: Resource) -> None:
             step = planned[resource.address]
+            if isinstance(step.action, Wait):
+                await self._wait(resource, step, plan.outputs)
+                actual = await self._read(resource, plan.outputs)
+                if actual is None:  # the delete that was running took it
+                    done.append(step)
+                    return
+                step = Step(resource, Delete(), actual)  # it settled: delete it ourselves
             actual = step.actual
             if not isinstance(step.action, Delete) or actual is None:
                 return
@@ -455,21 +592,27 @@ class Engine:
                 done.append(step)
                 self._emit(resource.address, Phase.DONE, "delete", f"with {step.action.container}")
                 return
-            ctx = self._context(resource, plan.outputs, "delete")
-            started = time.monotonic()
-            self._emit(resource.address, Phase.STARTED, "delete")
-            await with_retry(
-                lambda: resource.delete(ctx, actual),
-                what=f"deleting {resource.label}",
-                limit=resource.timeouts.delete,
-                on_retry=self._retrying(resource, "delete", started),
-            )
+            await self._delete(resource, step, plan.outputs)
             done.append(step)
-            self._emit(resource.address, Phase.DONE, "delete", started=started)
 
         failures = await self._run_graph(run, waits_on=self._destroy_waits(plan))
         _raise_failures("destroy", failures)
         return Outcome(done, {})
+
+
+def _wait(life: Lifecycle, then: str, changes: tuple[FieldChange, ...] = ()) -> Wait:
+    return Wait(state=life.state.lower(), since=life.since, then=then, changes=changes)
+
+
+def _deleting(action: Action) -> bool:
+    """A wait for a delete already running (nothing is to follow it)."""
+    return isinstance(action, Wait) and action.then in ("", "create")
+
+
+def _describe_wait(action: Wait) -> str:
+    """`(creating, started 2m 10s ago)`, as the plan shows it."""
+    started = f", started {format_age(time.time() - action.since)} ago" if action.since is not None else ""
+    return f"({action.state}{started})"
 
 
 def _has_cycle(waits: Mapping[str, list[str]]) -> bool:
@@ -501,4 +644,4 @@ def _raise_failures(what: str, failures: list[tuple[str, ProvisionError]]) -> No
     raise ExecutionError("\n".join(lines), hint="; ".join(hints) or None)
 
 
-__all__ = ["Create", "Engine", "ExecutionError", "Outcome", "Plan", "Step"]
+__all__ = ["Create", "Engine", "ExecutionError", "Outcome", "Plan", "Step", "Wait"]

@@ -25,6 +25,31 @@ class TemporaryError(ProvisionError):
 
 
 @dataclass(frozen=True)
+class Lifecycle:
+    """What the service says about an object's last operation, as its normalised read shows it.
+
+    `running`: an operation is under way (`operation` says which: "create", "update" or "delete"; it picks the
+    time limit of the wait); otherwise it failed and `error` says how. A resource returns None from
+    `Resource.lifecycle` when its object is settled and healthy; the engine decides what to do with the rest.
+    """
+
+    state: str
+    running: bool
+    operation: str = "update"
+    #: when the running operation started (seconds since the epoch), if the service says
+    since: float | None = None
+    error: str = ""
+
+    @classmethod
+    def in_progress(cls, state: str, operation: str, since: float | None = None) -> Lifecycle:
+        return cls(state, True, operation, since)
+
+    @classmethod
+    def failed(cls, state: str, error: str) -> Lifecycle:
+        return cls(state, False, error=error)
+
+
+@dataclass(frozen=True)
 class Timeouts:
     """Per-operation time limits in seconds (retries included)."""
 
@@ -62,6 +87,8 @@ class Resource(ABC):
     timeouts: ClassVar[Timeouts] = Timeouts()
     #: False: a reference to something the plan does not manage (read, never written or deleted)
     managed: bool = True
+    #: True: an object whose last operation failed is repaired in place (`repair`); False: it is replaced
+    repairable: ClassVar[bool] = False
 
     def __init__(self, address: str, depends_on: tuple[str, ...] = (), *, deleted_with: str | None = None) -> None:
         self.address = address
@@ -92,6 +119,16 @@ class Resource(ABC):
 
     async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
         raise ProvisionError(f"{self.label}: deleting is not supported")
+
+    def lifecycle(self, actual: dict[str, Any]) -> Lifecycle | None:
+        """An operation still running on the existing object, or its failure; None when it is settled."""
+        return None
+
+    async def repair(
+        self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
+    ) -> dict[str, Any] | None:
+        """Send the declared state again to an object whose last operation failed (only when `repairable`)."""
+        return await self.update(ctx, desired, actual, action)
 
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
         """Values dependants need (ids, URLs). Default: the whole normalised object."""

@@ -24,6 +24,54 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> floa
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+class Attempts:
+    """The tries of one operation within its time limit: how long to wait after each temporary error, and when
+    to give up (with a message that says how often and for how long it was tried)."""
+
+    def __init__(self, what: str, limit: float, *, base: float = 0.5, cap: float = 30.0) -> None:
+        self.what = what
+        self.limit = limit
+        self.base = base
+        self.cap = cap
+        self.started = time.monotonic()
+        self.retries = 0
+        #: the temporary error that made the last retry necessary
+        self.last: TemporaryError | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def remaining(self) -> float:
+        """Seconds left; raises OperationTimeout when there are none."""
+        left = self.limit - self.elapsed
+        if left <= 0:
+            raise self.timed_out()
+        return left
+
+    def timed_out(self) -> OperationTimeout:
+        if self.last is not None:  # the try cut short by the limit failed like the one before, most likely
+            return self._gave_up(self.last)
+        return OperationTimeout(f"{self.what}: no success within {self.limit:.0f} s")
+
+    def _gave_up(self, error: TemporaryError) -> OperationTimeout:
+        detail = error.message.removeprefix(f"{self.what}: ")
+        return OperationTimeout(
+            f"{self.what}: {detail}; retried {self.retries} times over {self.elapsed:.0f} s", hint=error.hint
+        )
+
+    def delay_after(self, error: TemporaryError) -> float:
+        """The wait before the next try (the server's Retry-After, else exponential backoff); raises
+        OperationTimeout, carrying the error's message and hint, when that wait would pass the limit."""
+        delay = error.retry_after if error.retry_after is not None else backoff_delay(
+            self.retries, base=self.base, cap=self.cap)
+        if self.elapsed + delay > self.limit:
+            raise self._gave_up(error)
+        self.retries += 1
+        self.last = error
+        return delay
+
+
 async def with_retry(
     operation: Callable[[], Awaitable[T]],
     *,
@@ -38,24 +86,15 @@ async def with_retry(
     A `TemporaryError` with `retry_after` waits exactly that long (the server knows best);
     otherwise the wait grows exponentially. `on_retry(error, delay)` hears of every retry before its wait.
     """
-    started = time.monotonic()
-    attempt = 0
+    attempts = Attempts(what, limit, base=base, cap=cap)
     while True:
-        remaining = limit - (time.monotonic() - started)
-        if remaining <= 0:
-            raise OperationTimeout(f"{what}: no success within {limit:.0f} s")
+        remaining = attempts.remaining()
         try:
             return await asyncio.wait_for(operation(), timeout=remaining)
         except TimeoutError:
-            raise OperationTimeout(f"{what}: no success within {limit:.0f} s") from None
+            raise attempts.timed_out() from None
         except TemporaryError as error:
-            delay = error.retry_after if error.retry_after is not None else backoff_delay(attempt, base=base, cap=cap)
-            elapsed = time.monotonic() - started
-            if elapsed + delay > limit:
-                raise OperationTimeout(
-                    f"{what}: still failing after {elapsed:.0f} s: {error.message}", hint=error.hint
-                ) from None
+            delay = attempts.delay_after(error)
             if on_retry is not None:
                 on_retry(error, delay)
             await asyncio.sleep(delay)
-            attempt += 1

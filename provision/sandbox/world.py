@@ -23,7 +23,9 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,12 @@ class Config:
     # None: keep what the world holds; True/False: make the first-party DICOM service principal present/absent.
     dicom_sp: bool | None = None
     fault_seed: int = 0
+    # Graph's replication: a directory object younger than this is not yet visible to Graph's reads (GET 404,
+    # absent from lists), while writes already see it.
+    graph_replication_seconds: float = 0.0
+    # When False, Graph lets a second POST /servicePrincipals for one app through while the first one is
+    # younger than graph_replication_seconds (two writes that did not see each other), as real Graph may.
+    graph_strict_uniqueness: bool = True
 
     def update(self, values: dict[str, Any]) -> list[str]:
         """Apply known keys from `values`; returns the unknown keys (nothing applied for them)."""
@@ -91,6 +99,16 @@ class Identity:
             app_object_id=str(uuid.uuid4()),
             sp_object_id=str(uuid.uuid4()),
         )
+
+
+@dataclass
+class Changes:
+    """How many changes the request being handled has made to the world (see `World.tracking`)."""
+
+    count: int = 0
+
+
+_changes: ContextVar[Changes | None] = ContextVar("sandbox_request_changes", default=None)
 
 
 class World:
@@ -145,6 +163,20 @@ class World:
 
     def mark_dirty(self) -> None:
         self._dirty = True
+        changes = _changes.get()
+        if changes is not None:
+            changes.count += 1
+
+    @contextmanager
+    def tracking(self) -> Iterator[Changes]:
+        """Count the changes made by the code run inside (one request: each runs in its own task, so concurrent
+        requests count apart). A request "committed" when it changed something."""
+        changes = Changes()
+        token = _changes.set(changes)
+        try:
+            yield changes
+        finally:
+            _changes.reset(token)
 
     @property
     def dirty(self) -> bool:
@@ -178,4 +210,4 @@ class World:
         return copy.deepcopy(self.state)
 
 
-__all__ = ["Config", "Identity", "World"]
+__all__ = ["Changes", "Config", "Identity", "World"]

@@ -29,6 +29,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "lro_seconds": 0.3,
     "principal_delay_seconds": 0,
     "principal_delay_strict": False,
+    "graph_replication_seconds": 0,
+    "graph_strict_uniqueness": True,
 }
 
 
@@ -71,6 +73,10 @@ class Control:
 
     def configure(self, **values: Any) -> None:
         self._call("POST", "/_sandbox/config", values)
+
+    def fail_operations(self, resource_regex: str, **rule: Any) -> None:
+        """The next ARM operation on a matching resource ends Failed (`/_sandbox/operation-failures`)."""
+        self._call("POST", "/_sandbox/operation-failures", {"resource_regex": resource_regex, **rule})
 
     def reset(self) -> None:
         self._call("POST", "/_sandbox/reset")

@@ -201,11 +201,17 @@ def test_apply_waits_for_an_operation_already_running_on_the_service(azure: Any)
 
     repaired = azure.run(plan, inspect=_start_a_put_out_of_band)
 
-    assert repaired.changes() == {"azure.dicom_service[ohif-dicom]": "update"}
-    retries = [e for e in repaired.events if e.phase.value == "retry"]
-    assert retries and "another operation is running" in retries[0].message
-    # no PUT was sent while the other one ran: the only 409-free write is ours, after it finished
+    # the plan says what the service is doing, and what follows: our max_age back
+    step = repaired.step("azure.dicom_service[ohif-dicom]")
+    assert (step.action.kind, step.action.state, step.action.then) == ("wait", "updating", "update")
+    assert [(c.path, c.before, c.after) for c in step.action.changes] == [("cors.max_age", 60, 1440)]
+    assert step.action.since is not None  # systemData.lastModifiedAt of the other PUT
+    phases = [(e.phase.value, e.action) for e in repaired.events
+              if e.address == "azure.dicom_service[ohif-dicom]" and e.phase.value != "read"]
+    assert phases[:2] == [("started", "wait"), ("done", "wait")] and ("done", "update") in phases
+    # no PUT was sent while the other one ran: ours came after it had finished
     assert not [e for e in azure.control.log() if e["status"] == 409]
+    assert repaired.outcome is not None and [s.action.kind for s in repaired.outcome.done] == ["update"]
     assert azure.run(plan, "plan").changes() == {}
 
 

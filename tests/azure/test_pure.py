@@ -29,8 +29,8 @@ from provision.azure.resources import (
 )
 from provision.azure.resources.arm import declared_cors
 from provision.azure.resources.entra import app_spec
-from provision.azure.waiting import poll_delay
 from provision.core import UNKNOWN, Context, NoOp, Replace, Update, diff
+from provision.core.polling import poll_delay
 from provision.errors import ConfigurationError, ProvisionError
 from provision.plan import load_plan, parse_plan
 
@@ -61,6 +61,7 @@ def test_dicom_service_from_the_get_example() -> None:
         "location": None,
         "tags": {},
         "provisioning_state": "Succeeded",
+        "modified_at": None,  # the example carries no systemData
         "service_url": "https://workspace1-blue.dicom.azurehealthcareapis.com",
         "cors": {
             "origins": ["*"],

@@ -11,7 +11,7 @@ from msgraph.generated.models.o_data_errors.main_error import MainError
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from provision.azure import arm, graph
-from provision.azure.errors import AzureCloudError, AzureTemporaryError
+from provision.azure.errors import AzureCloudError, AzureTemporaryError, classify, identity_failed
 from provision.errors import ConfigurationError
 
 
@@ -126,3 +126,38 @@ def test_unreachable_token_endpoint_on_a_graph_call_is_a_connection_failure_not_
     with pytest.raises(AzureTemporaryError, match="reading user x: connection failed"), \
             graph.graph_errors("reading user x"):
         raise ServiceRequestError("Cannot connect to host 127.0.0.1:1")
+
+
+@pytest.mark.parametrize(("status", "code", "message", "temporary"), [
+    (409, "Conflict", "The resource 'd' is in provisioning state 'Creating'; another operation is in progress. "
+                      "Retry when it has finished.", True),
+    (409, "AnotherOperationInProgress", "Another operation on this or dependent resource is in progress.", True),
+    (409, "Conflict", "The workspace 'w' cannot be deleted because it still contains child resources", False),
+    (409, "InvalidResourceGroupLocation", "Invalid resource group location 'x'.", False),
+])
+def test_a_conflict_with_an_operation_in_progress_is_waited_for(status: int, code: str, message: str,
+                                                                temporary: bool) -> None:
+    error = classify("creating DICOM service d", status=status, code=code, message=message)
+    assert isinstance(error, AzureTemporaryError) is temporary
+
+
+def test_entra_id_unavailable_is_temporary_and_wrong_credentials_are_not() -> None:
+    transient = identity_failed("signing in to Azure", "Microsoft Entra ID error '(temporarily_unavailable) "
+                                "AADSTS90033: A transient error has occurred.'\nContent: {...}", 503)
+    assert isinstance(transient, AzureTemporaryError)
+    assert transient.message.startswith("signing in to Azure: Entra ID is unavailable: Microsoft Entra ID error")
+    assert "Content" not in transient.message and "az login" not in (transient.hint or "")
+    assert isinstance(identity_failed("x", "AADSTS90033: try again", None), AzureTemporaryError)
+    wrong = identity_failed("signing in to Azure", "AADSTS7000215: Invalid client secret provided.", 401)
+    assert isinstance(wrong, ConfigurationError) and "az login" in (wrong.hint or "")
+
+
+@pytest.mark.parametrize(("code", "message", "exists"), [
+    ("Request_MultipleObjectsWithSameKeyValue", "Permission entry already exists.", True),
+    ("Request_MultipleObjectsWithSameKeyValue", "The service principal name x is already in use.", True),
+    ("Request_BadRequest", "Another object with the same value for property uniqueName already exists.", True),
+    ("Request_BadRequest", "Invalid value specified for property 'displayName' of resource 'Application'.", False),
+    ("Request_ResourceNotFound", "Resource 'x' does not exist", False),
+])
+def test_graph_already_exists(code: str, message: str, exists: bool) -> None:
+    assert graph.already_exists(code, message) is exists

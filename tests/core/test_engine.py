@@ -192,7 +192,7 @@ def test_time_limit_stops_retrying() -> None:
     world = World()
     slow = Slow(world, "a", failures=[TemporaryError("busy", retry_after=0.1)] * 50)
     started = time.monotonic()
-    with pytest.raises(ExecutionError, match=r"still failing|no success within"):
+    with pytest.raises(ExecutionError, match=r"busy; retried \d+ times over \d+ s|no success within"):
         run(Engine([slow]).apply())
     assert time.monotonic() - started < 1.0
 

@@ -10,8 +10,8 @@ from provision.azure import normalise
 from provision.azure.errors import AzureCloudError, AzureTemporaryError
 from provision.azure.ownership import assignment_name
 from provision.azure.resources.base import Azure, AzureResource, empty_because_new, known, outputs_of
-from provision.azure.waiting import poll_delay, wait_gone
 from provision.core import Compare, Context, FieldPolicy, TemporaryError, Timeouts, Update
+from provision.core.polling import poll_delay, wait_gone
 
 
 class RoleDefinition(AzureResource):

@@ -16,21 +16,40 @@ from provision.azure.resources.base import (
     merged_tags,
     outputs_of,
 )
-from provision.azure.waiting import wait_gone
-from provision.core import Compare, Context, FieldPolicy, Timeouts, Update
+from provision.core import Compare, Context, FieldPolicy, Lifecycle, Timeouts, Update
+from provision.core.polling import wait_gone
 from provision.errors import CloudError
 
 LOCATION = FieldPolicy(compare=Compare.CASEFOLD, force_new=True)
 
 
+def arm_lifecycle(actual: Mapping[str, Any]) -> Lifecycle | None:
+    """ARM's `provisioningState` as the engine's lifecycle: None once Succeeded (or not reported)."""
+    state = actual.get("provisioning_state")
+    if state is None or state == "Succeeded":
+        return None
+    if state in normalise.FAILED_STATES:
+        # a GET does not say why (the operation's status did, to whoever polled it; the activity log keeps it)
+        return Lifecycle.failed(state, f"provisioningState is {state}")
+    operation = normalise.RUNNING_STATES.get(state, "update")
+    # lastModifiedAt is when the PUT that started a create or update was accepted; a DELETE does not change it
+    return Lifecycle.in_progress(state, operation, None if operation == "delete" else actual.get("modified_at"))
+
+
 class _TaggedArmResource(AzureResource):
-    """Owned through the `provision-plan` / `provision-env` tags."""
+    """Owned through the `provision-plan` / `provision-env` tags. A failed provisioning is repaired by a PUT of
+    the declared state (what ARM expects: the PUT is create-or-update and provisions again)."""
+
+    repairable = True
 
     def owned(self, actual: dict[str, Any]) -> bool:
         return self.azure.owner.owns_tags(actual.get("tags"))
 
     def owner_of(self, actual: dict[str, Any]) -> str | None:
         return owner_in_tags(actual.get("tags"))
+
+    def lifecycle(self, actual: dict[str, Any]) -> Lifecycle | None:
+        return arm_lifecycle(actual)
 
     def _create_tags(self, desired: Mapping[str, Any]) -> dict[str, str]:
         return {**desired["tags"], **self.azure.owner.created_tag()}
@@ -72,6 +91,13 @@ class ResourceGroup(_TaggedArmResource):
         self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
     ) -> dict[str, Any] | None:
         body = await self.azure.arm.patch_resource_group_tags(self.name, merged_tags(actual, desired["tags"]))
+        return normalise.resource_group(body)
+
+    async def repair(
+        self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
+    ) -> dict[str, Any] | None:
+        body = await self.azure.arm.put_resource_group(self.name, desired["location"],
+                                                       merged_tags(actual, desired["tags"]))
         return normalise.resource_group(body)
 
     async def foreign_contents(self) -> list[str]:
@@ -135,6 +161,14 @@ class Workspace(_TaggedArmResource):
     ) -> dict[str, Any] | None:
         body = await self.azure.arm.patch_workspace_tags(
             self.resource_group, self.name, merged_tags(actual, desired["tags"]), ctx.progress
+        )
+        return normalise.workspace(body)
+
+    async def repair(
+        self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
+    ) -> dict[str, Any] | None:
+        body = await self.azure.arm.put_workspace(
+            self.resource_group, self.name, desired["location"], merged_tags(actual, desired["tags"]), ctx.progress
         )
         return normalise.workspace(body)
 
@@ -234,6 +268,20 @@ class DicomService(_TaggedArmResource):
             self.name,
             tags=merged_tags(actual, desired["tags"]) if self._tags_changed(action) or not action.changes else None,
             cors=desired.get("cors") if cors_changed else None,
+            report=ctx.progress,
+        )
+        return normalise.dicom_service(body)
+
+    async def repair(
+        self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
+    ) -> dict[str, Any] | None:
+        """GET, set every declared field, full PUT: the service provisions again."""
+        body = await self.azure.arm.update_dicom(
+            self.resource_group,
+            self.workspace,
+            self.name,
+            tags=merged_tags(actual, desired["tags"]),
+            cors=desired.get("cors"),
             report=ctx.progress,
         )
         return normalise.dicom_service(body)

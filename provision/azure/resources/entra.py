@@ -3,16 +3,17 @@ consent for the DICOM scope, the tenant's "Azure API for DICOM" principal, and r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from provision.azure import normalise
 from provision.azure.normalise import DICOM_API_APP_ID, DICOM_SCOPE, is_guid
-from provision.azure.ownership import owner_in_graph_tags
+from provision.azure.ownership import CREATED_TAG, owner_in_graph_tags
 from provision.azure.plan import AzureApp
 from provision.azure.resources.base import Azure, AzureResource, known, outputs_of
-from provision.azure.waiting import wait_gone
-from provision.core import UNKNOWN, Compare, Context, FieldPolicy, Timeouts, Update
+from provision.core import UNKNOWN, Compare, Context, FieldPolicy, TemporaryError, Timeouts, Update, with_retry
+from provision.core.gc import parse_created
+from provision.core.polling import wait_gone
 from provision.errors import CloudError
 
 GRAPH_TIMEOUTS = Timeouts(read=120.0, create=10 * 60.0, update=10 * 60.0, delete=10 * 60.0)
@@ -38,10 +39,10 @@ class DicomApiPrincipal(AzureResource):
         return "kept: the tenant's Azure API for DICOM principal serves every DICOM client"
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
-        body = await self.azure.graph.get_service_principal_by_app_id(DICOM_API_APP_ID)
-        if body is None:
+        bodies = await self.azure.graph.find_service_principals(DICOM_API_APP_ID)
+        if not bodies:
             return None
-        principal = normalise.service_principal(body)
+        principal = normalise.service_principal(oldest(bodies))
         if DICOM_SCOPE not in principal["scopes"]:
             raise CloudError(
                 f"the tenant's Azure API for DICOM service principal ({principal['id']}) offers no "
@@ -50,7 +51,8 @@ class DicomApiPrincipal(AzureResource):
         return principal
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
-        await self.azure.graph.ensure_service_principal(DICOM_API_APP_ID)
+        # the engine has just read that there is none; a racing run's "already exists" is read again
+        await self.azure.graph.create_service_principal(DICOM_API_APP_ID)
         return None  # read it back: the scope list is what matters
 
     def outputs(self, actual: dict[str, Any]) -> dict[str, Any]:
@@ -138,11 +140,38 @@ class Application(AzureResource):
         return outputs_of(actual, "id", "app_id", "unique_name")
 
 
+def created_at(body: Mapping[str, Any]) -> float:
+    """When a directory object was created, as far as can be told: the time the tool wrote in its created tag
+    (`provision-created:T`, microseconds), else Graph's `createdDateTime`; infinity when unknown."""
+    for tag in body.get("tags") or []:
+        if isinstance(tag, str) and tag.startswith(f"{CREATED_TAG}:"):
+            moment = parse_created(tag.split(":", 1)[1])
+            if moment is not None:
+                return moment.timestamp()
+    moment = parse_created(body.get("createdDateTime"))
+    return moment.timestamp() if moment is not None else float("inf")
+
+
+def oldest(bodies: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The one of several service principals of an app that every run keeps: the oldest (the object id breaks
+    ties). A run sees its own new principal only once the directory has replicated it, and an older one by then
+    too, so each run of a race picks the same one."""
+    return min(bodies, key=lambda body: (created_at(body), str(body.get("id"))))
+
+
 class AppPrincipal(AzureResource):
-    """The viewer app's service principal in the tenant (what consent and role assignments refer to)."""
+    """The viewer app's service principal in the tenant (what consent and role assignments refer to).
+
+    One per app: when runs at the same time each got one through (Graph may let that happen while it replicates),
+    the oldest is kept and the run whose principal is younger deletes its own before anything refers to it;
+    any left over (a run stopped in between) shows as `duplicates` and is deleted by the next apply.
+    """
 
     kind = "azure.app_principal"
-    schema: ClassVar[Mapping[str, FieldPolicy]] = {"app_id": FieldPolicy(compare=Compare.CASEFOLD, force_new=True)}
+    schema: ClassVar[Mapping[str, FieldPolicy]] = {
+        "app_id": FieldPolicy(compare=Compare.CASEFOLD, force_new=True),
+        "duplicates": FieldPolicy(compare=Compare.SET),
+    }
     timeouts = GRAPH_TIMEOUTS
 
     def __init__(self, azure: Azure, name: str, *, app_address: str) -> None:
@@ -150,37 +179,76 @@ class AppPrincipal(AzureResource):
         self.app_address = app_address
 
     def desired(self, ctx: Context) -> dict[str, Any]:
-        return {"app_id": ctx.inputs(self.app_address).get("app_id")}
+        return {"app_id": ctx.inputs(self.app_address).get("app_id"), "duplicates": []}
+
+    def _normalised(self, bodies: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        keep = oldest(bodies)
+        principal = normalise.service_principal(keep)
+        owner = self.azure.owner
+        principal["duplicates"] = sorted(
+            str(body["id"]) for body in bodies
+            if body is not keep and owner.owns_graph_tags(body.get("tags")) and created_at(body) < float("inf")
+        )
+        return principal
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
         app_id = ctx.inputs(self.app_address).get("app_id")
         if not known(app_id):
             return None
-        body = await self.azure.graph.get_service_principal_by_app_id(str(app_id))
-        return None if body is None else normalise.service_principal(body)
+        bodies = await self.azure.graph.find_service_principals(str(app_id))
+        return self._normalised(bodies) if bodies else None
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
-        owner = self.azure.owner
-        body = await self.azure.graph.ensure_service_principal(
-            desired["app_id"], tags=[*owner.graph_tags(), owner.created_graph_tag()], notes=owner.notes()
+        graph, owner, app_id = self.azure.graph, self.azure.owner, desired["app_id"]
+        # the engine has just read that there is none (and reads again before any retry): POST
+        created = await graph.create_service_principal(
+            app_id, tags=[*owner.graph_tags(), owner.precise_created_graph_tag()], notes=owner.notes()
         )
-        return normalise.service_principal(body) if body.get("id") else None
+        ours = str(created.get("id") or "")
+        if not ours:
+            return None
+        bodies = await self._listed(app_id, ours, ctx)
+        keep = oldest(bodies)
+        if keep.get("id") != ours:
+            # a run at the same time created one first: delete ours before consent or a role refers to it
+            await self._delete_principal(ours, ctx)
+            bodies = [body for body in bodies if body.get("id") != ours]
+        return self._normalised(bodies)
+
+    async def _listed(self, app_id: str, ours: str, ctx: Context) -> list[dict[str, Any]]:
+        """The app's principals once the directory lists the one just created (replication)."""
+
+        async def listing() -> list[dict[str, Any]]:
+            bodies = await self.azure.graph.find_service_principals(app_id)
+            if not any(body.get("id") == ours for body in bodies):
+                raise TemporaryError(f"service principal {ours} is not listed yet (directory replication)")
+            return bodies
+
+        return await with_retry(listing, what=f"listing the service principals of app {app_id}",
+                                limit=self.timeouts.read, base=0.2, cap=2.0)
+
+    async def _delete_principal(self, object_id: str, ctx: Context) -> None:
+        await self.azure.graph.delete_service_principal(object_id)
+        await wait_gone(
+            f"service principal {object_id}",
+            lambda: self.azure.graph.get_service_principal(object_id),
+            ctx.progress,
+        )
 
     async def update(
         self, ctx: Context, desired: dict[str, Any], actual: dict[str, Any], action: Update
     ) -> dict[str, Any] | None:
-        await self.azure.graph.update_service_principal_tags(
-            actual["id"], self.azure.owner.merged_graph_tags(actual.get("tags"))
-        )
+        for duplicate in actual.get("duplicates") or []:
+            await self._delete_principal(duplicate, ctx)
+        if not self.owned(actual):  # adoption: mark it as the plan's
+            await self.azure.graph.update_service_principal_tags(
+                actual["id"], self.azure.owner.merged_graph_tags(actual.get("tags"))
+            )
         return None
 
     async def delete(self, ctx: Context, actual: dict[str, Any]) -> None:
-        await self.azure.graph.delete_service_principal(actual["id"])
-        await wait_gone(
-            f"service principal {actual['id']}",
-            lambda: self.azure.graph.get_service_principal(actual["id"]),
-            ctx.progress,
-        )
+        for object_id in [actual["id"], *(actual.get("duplicates") or [])]:
+            await self._delete_principal(object_id, ctx)
 
     def owned(self, actual: dict[str, Any]) -> bool:
         return self.azure.owner.owns_graph_tags(actual.get("tags"))
@@ -239,9 +307,8 @@ class AdminConsent(AzureResource):
         return grant
 
     async def create(self, ctx: Context, desired: dict[str, Any]) -> dict[str, Any] | None:
-        existing = await self._find(desired["client_id"], desired["resource_id"])
-        if existing is not None:  # an earlier attempt got through before its answer was lost
-            return None
+        # the engine has just read that there is none, and reads again before any retry (a lost answer); a run
+        # at the same time may POST it first: "Permission entry already exists" is read again (graph.py)
         await self.azure.graph.create_grant(
             client_id=desired["client_id"], resource_id=desired["resource_id"], scope=" ".join(desired["scopes"])
         )

@@ -20,6 +20,7 @@ from . import (
     entra,
     graph,
     health_data_services,
+    operation_failures,
     resources,
     signin,
     throttling,
@@ -46,8 +47,9 @@ def routes(world: World, signer: TokenSigner) -> list[BaseRoute]:
 
 
 def control_routes(world: World) -> list[BaseRoute]:
-    """`/_sandbox/throttling`: ARM's throttling, off by default."""
-    return throttling.control_routes(world)
+    """`/_sandbox/throttling`: ARM's throttling, off by default; `/_sandbox/operation-failures`: operations that
+    end Failed."""
+    return [*throttling.control_routes(world), *operation_failures.control_routes(world)]
 
 
 def shutdown(world: World) -> None:
@@ -63,8 +65,9 @@ def empty_state() -> dict[str, Any]:
 
 def seed(world: World) -> None:
     """The tenant's own application, Microsoft Graph, the DICOM service principal (unless configured absent),
-    users and a group."""
+    users and a group. Operation failures still to come are forgotten with the rest."""
     directory.seed(world, dicom_sp=world.config.dicom_sp is not False)
+    operation_failures.rules_of(world).clear()
 
 
 def restore(world: World) -> None:

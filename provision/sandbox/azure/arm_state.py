@@ -12,6 +12,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from . import operation_failures
+
 if TYPE_CHECKING:
     from ..world import World
 
@@ -74,10 +76,11 @@ def start_operation(
 ) -> dict[str, Any]:
     """Record an operation that ends `duration` seconds from now (default: config.lro_seconds).
 
-    `effect` is applied when it ends: "succeed" sets the target's provisioningState to Succeeded,
-    "delete" removes the target and everything under it.
+    `effect` is applied when it ends: "succeed" sets the target's provisioningState to Succeeded (or Failed,
+    when `operation_failures` says this one fails), "delete" removes the target and everything under it.
     """
     now = world.now()
+    failure = operation_failures.take(world, target) if effect == "succeed" else None
     op = {
         "id": str(uuid.uuid4()),
         "name": name,
@@ -87,6 +90,7 @@ def start_operation(
         "start": now,
         "end": now + (world.config.lro_seconds if duration is None else duration),
         "done": False,
+        **({"error": failure} if failure else {}),
         **(extra or {}),
     }
     operations(world)[op["id"]] = op
@@ -104,7 +108,9 @@ def _prune_operations(world: World, keep: int = 500) -> None:
 
 
 def operation_status(world: World, op: dict[str, Any]) -> str:
-    return "Succeeded" if op["done"] or world.now() >= op["end"] else "Running"
+    if not op["done"] and world.now() < op["end"]:
+        return "Running"
+    return "Failed" if op.get("error") else "Succeeded"
 
 
 def settle(world: World) -> None:
@@ -118,8 +124,11 @@ def settle(world: World) -> None:
             if record is not None:
                 delete_tree(world, op["target"])
         elif op["effect"] == "succeed" and record is not None and record.get("_op") == op["id"]:
-            record["properties"]["provisioningState"] = "Succeeded"
-            record["_ready"] = True
+            if op.get("error"):
+                record["properties"]["provisioningState"] = "Failed"
+            else:
+                record["properties"]["provisioningState"] = "Succeeded"
+                record["_ready"] = True
             record.pop("_op", None)
         world.mark_dirty()
 
@@ -140,6 +149,14 @@ def begin_delete(world: World, record: dict[str, Any]) -> dict[str, Any]:
         record["_op"] = op["id"]
         put(world, record)
     return op
+
+
+#: provisioning states of a resource with an operation running (it refuses other writes with 409)
+RUNNING_STATES = frozenset({"Creating", "Updating", "Deleting", "Accepted"})
+
+
+def busy(record: dict[str, Any]) -> bool:
+    return record["properties"]["provisioningState"] in RUNNING_STATES
 
 
 # --- role assignments ---------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ Behaviour worth knowing (see ../../docs/sandbox.md): `PATCH /applications(unique
 `Prefer: create-if-missing` answers 201 + body when it creates and 204 when it updates (404 without the
 header); `POST /applications` is not idempotent; PATCH merges complex values and replaces collections (OData);
 arrays come back in a different order than stored; errors are OData `{"error": {code, message, innerError}}`.
+Replication (`graph_replication_seconds`): a new object is invisible to GETs and lists for that long, while
+writes already see it; `graph_strict_uniqueness: false` lets a second principal for one app through meanwhile.
 """
 
 from __future__ import annotations
@@ -234,6 +236,23 @@ def validate_application(app: dict[str, Any]) -> None:
             raise bad_value("api.oauth2PermissionScopes", "Application")
 
 
+# --- replication ----------------------------------------------------------------------------------------------
+
+def visible(world: World, obj: dict[str, Any]) -> bool:
+    """Whether Graph's reads show the object yet: one younger than `graph_replication_seconds` is known to the
+    writes (a duplicate POST sees it) but not to GETs and lists, as a replica that has not caught up."""
+    lag = world.config.graph_replication_seconds
+    return lag <= 0 or world.now() - float(obj.get("_created", 0)) >= lag
+
+
+def _readable(world: World, obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    return obj if obj is not None and visible(world, obj) else None
+
+
+def _listed(world: World, collection: str) -> list[dict[str, Any]]:
+    return [o for o in directory.collection(world, collection).values() if visible(world, o)]
+
+
 # --- applications ---------------------------------------------------------------------------------------------
 
 def _unquote(value: str) -> str:
@@ -297,7 +316,7 @@ def _update_application(call: Call, app: dict[str, Any], body: dict[str, Any]) -
 
 
 async def list_applications(call: Call) -> Response:
-    return list_response(call, "applications", list(directory.collection(call.world, "applications").values()))
+    return list_response(call, "applications", _listed(call.world, "applications"))
 
 
 async def create_application(call: Call) -> Response:
@@ -306,6 +325,7 @@ async def create_application(call: Call) -> Response:
 
 async def get_application(call: Call) -> Response:
     app, key = _application(call)
+    app = _readable(call.world, app)
     if app is None:
         raise not_found(key)
     return entity_response(call, "applications", app)
@@ -327,8 +347,8 @@ async def delete_application(call: Call) -> Response:
     if app is None:
         raise not_found(key)
     world = call.world
-    sp = directory.find_sp_by_app_id(world, app["appId"])
-    if sp is not None:
+    for sp in [p for p in directory.collection(world, "servicePrincipals").values()
+               if p["appId"].lower() == app["appId"].lower()]:
         directory.delete_service_principal(world, sp["id"])
     del directory.collection(world, "applications")[app["id"]]
     world.mark_dirty()
@@ -346,8 +366,7 @@ def _service_principal(call: Call) -> tuple[dict[str, Any] | None, str]:
 
 
 async def list_service_principals(call: Call) -> Response:
-    sps = directory.collection(call.world, "servicePrincipals")
-    return list_response(call, "servicePrincipals", list(sps.values()))
+    return list_response(call, "servicePrincipals", _listed(call.world, "servicePrincipals"))
 
 
 async def create_service_principal(call: Call) -> Response:
@@ -357,7 +376,8 @@ async def create_service_principal(call: Call) -> Response:
     app_id = body.get("appId")
     if not isinstance(app_id, str) or not app_id:
         raise bad_value("appId", "ServicePrincipal")
-    if directory.find_sp_by_app_id(world, app_id) is not None:
+    existing = directory.find_sp_by_app_id(world, app_id)
+    if existing is not None and (world.config.graph_strict_uniqueness or visible(world, existing)):
         message = (f"The service principal cannot be created, updated, or restored because the service principal "
                    f"name {app_id} is already in use.")
         raise GraphError(409, "Request_MultipleObjectsWithSameKeyValue", message,
@@ -384,6 +404,7 @@ async def create_service_principal(call: Call) -> Response:
 
 async def get_service_principal(call: Call) -> Response:
     sp, key = _service_principal(call)
+    sp = _readable(call.world, sp)
     if sp is None:
         raise not_found(key)
     return entity_response(call, "servicePrincipals", sp)
@@ -440,7 +461,7 @@ async def get_group(call: Call) -> Response:
 async def get_directory_object(call: Call) -> Response:
     oid = call.params["id"].lower()
     for coll, obj in directory.directory_objects(call.world):
-        if coll in ODATA_TYPE and obj["id"] == oid:
+        if coll in ODATA_TYPE and obj["id"] == oid and visible(call.world, obj):
             body = {"@odata.context": f"{call.base}/v1.0/$metadata#directoryObjects/$entity",
                     "@odata.type": ODATA_TYPE[coll], **reorder_deep(select(public(obj),
                                                                              call.request.query_params.get("$select")))}
@@ -472,8 +493,7 @@ def grant_id(client_id: str, resource_id: str, principal_id: str | None) -> str:
 
 
 async def list_grants(call: Call) -> Response:
-    grants = directory.collection(call.world, "oauth2PermissionGrants")
-    return list_response(call, "oauth2PermissionGrants", list(grants.values()))
+    return list_response(call, "oauth2PermissionGrants", _listed(call.world, "oauth2PermissionGrants"))
 
 
 async def create_grant(call: Call) -> Response:
@@ -522,7 +542,10 @@ def _grant(call: Call) -> dict[str, Any]:
 
 
 async def get_grant(call: Call) -> Response:
-    return entity_response(call, "oauth2PermissionGrants", _grant(call))
+    grant = _readable(call.world, _grant(call))
+    if grant is None:
+        raise not_found(call.params["id"])
+    return entity_response(call, "oauth2PermissionGrants", grant)
 
 
 async def patch_grant(call: Call) -> Response:

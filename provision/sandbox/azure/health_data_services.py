@@ -324,8 +324,9 @@ async def put_workspace(call: Call) -> Response:
     if existing is not None:
         if existing["location"] != location:
             raise _location_conflict(existing, str(body["location"]), rg)
-        if existing["properties"]["provisioningState"] != "Succeeded":
+        if arm_state.busy(existing):
             raise _busy(existing)
+        existing["properties"]["provisioningState"] = "Succeeded"  # a PUT provisions a Failed one again
         existing.update(tags=tags, etag=new_etag(), systemData=system_data(call, existing, now))
         arm_state.put(world, existing)
         return _workspace_response(call, existing, 200)
@@ -455,7 +456,7 @@ async def put_dicom(call: Call) -> Response:
     if existing is not None:
         if existing["location"] != location:
             raise _location_conflict(existing, str(body["location"]), rg)
-        if existing["properties"]["provisioningState"] != "Succeeded":
+        if arm_state.busy(existing):  # a Failed one accepts the PUT: that is how it is repaired
             raise _busy(existing)
         check_immutable(existing["properties"], desired)
         record = existing
@@ -493,7 +494,7 @@ async def get_dicom(call: Call) -> Response:
 
 async def patch_dicom(call: Call) -> Response:
     record = _get_dicom(call)
-    if record["properties"]["provisioningState"] not in ("Succeeded",):
+    if arm_state.busy(record):
         raise _busy(record)
     body = await _body(call)
     if "tags" in body:
@@ -551,6 +552,8 @@ async def get_operation(call: Call) -> Response:
     }
     if status != "Running":
         body["endTime"] = iso(op["end"])
+    if status == "Failed":
+        body["error"] = dict(op["error"])
     return arm_json(call, body)
 
 
