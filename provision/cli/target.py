@@ -12,7 +12,7 @@ import inspect
 import os
 import sys
 import typing
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -39,6 +39,7 @@ from provision.errors import ConfigurationError, PlanError, ProvisionError
 if TYPE_CHECKING:
     from provision.core import Engine, Event, Outcome
     from provision.core.engine import Plan as EnginePlan
+    from provision.core.saved import SavedPlan
     from provision.plan import Plan
     from provision.sandbox import SandboxInfo
 
@@ -72,6 +73,17 @@ OutDirOpt = Annotated[Path, typer.Option("--out", help="Directory for ohif.json 
                                                       "(default: provision-out/TARGET).")]
 DetailedExitcodeOpt = Annotated[
     bool, typer.Option("--detailed-exitcode", help="Exit 0 when nothing would change, 2 when something would.")
+]
+
+TargetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--target", metavar="ADDRESS", show_default=False,
+                 help="Only this resource and what it needs (destroy: and what needs it); repeatable."),
+]
+SaveOpt = Annotated[
+    Path | None,
+    typer.Option("--save", metavar="FILE", help="Save the plan: `apply FILE` then does exactly it, or refuses "
+                                                 "if anything changed since.", show_default=False),
 ]
 
 SANDBOX_STATE = Path(".provision/sandbox")
@@ -242,12 +254,22 @@ def make_target_app(target: Target) -> typer.Typer:
         finally:
             await session.aclose()
 
-    def engine_for(session: TargetSession, concurrency: int, adopt: bool = False,
-                   progress: Callable[[Event], None] | None = None) -> Engine:
+    def engine_for(session: TargetSession, concurrency: int, adopt: bool | Collection[str] = False,
+                   progress: Callable[[Event], None] | None = None, *, targets: Sequence[str] = (),
+                   destroy: bool = False) -> Engine:
         from provision.core import Engine
         from provision.core.events import ignore
+        from provision.core.selection import select
 
-        return Engine(session.resources, concurrency=concurrency, on_event=progress or ignore, adopt=adopt)
+        # destroy reads everything (a resource's read may need what it depends on) and deletes only the targets
+        resources = select(session.resources, targets) if targets and not destroy else session.resources
+        return Engine(resources, concurrency=concurrency, on_event=progress or ignore, adopt=adopt)
+
+    def destroy_only(session: TargetSession, targets: Sequence[str]) -> frozenset[str] | None:
+        """What `destroy --target` deletes: the targets and what depends on them (None: everything)."""
+        from provision.core.selection import select
+
+        return frozenset(r.address for r in select(session.resources, targets, destroy=True)) if targets else None
 
     def title(verb: str, plan_file: Path, plan: Plan) -> str:
         return f"{name} {verb} for {plan_file} (environment {plan.env})"
@@ -261,27 +283,47 @@ def make_target_app(target: Target) -> typer.Typer:
         adopt: AdoptOpt = False,
         concurrency: ConcurrencyOpt = 8,
         detailed_exitcode: DetailedExitcodeOpt = False,
+        target_addresses: TargetOpt = None,
+        destroy: Annotated[bool, typer.Option("--destroy", help="Plan a destroy instead (with --save: "
+                                                                "`apply FILE` destroys).")] = False,
+        save: SaveOpt = None,
     ) -> None:
-        """Read what exists and show what apply would change. Changes nothing."""
+        """Read what exists and show what apply would change. Changes nothing (--save writes only FILE)."""
+        targets = tuple(target_addresses or ())
         with user_errors(json_output=output is OutputFormat.json), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
+            if save is not None and save.resolve() == plan_file.resolve():
+                raise ConfigurationError(f"--save {save}: that is the plan file", hint="save to another file")
 
             async def work(session: TargetSession) -> EnginePlan:
-                return await engine_for(session, concurrency, adopt).plan()
+                engine = engine_for(session, concurrency, adopt, targets=targets, destroy=destroy)
+                return await (engine.destroy_plan(destroy_only(session, targets)) if destroy else engine.plan())
 
             result = run_async(with_session(plan, connection_of(info, ca_bundle), work))
             if output is OutputFormat.json:
-                print_json(plan_document(result, source=str(plan_file)))
+                print_json(plan_document(result, source=str(plan_file), destroy=destroy))
             else:
-                print_plan(result, title=title("plan", plan_file, plan))
+                print_plan(result, title=title("destroy plan" if destroy else "plan", plan_file, plan),
+                           destroy=destroy)
             if result.blocked:
                 raise typer.Exit(1)
+            if save is not None:
+                from provision.core import saved
+
+                saved.write(save, saved.record(result, target=name, plan_file=plan_file,
+                                               plan_text=plan_file.read_text(encoding="utf-8"), env=plan.env,
+                                               destroy=destroy, adopt=adopt, targets=targets))
+                if output is OutputFormat.text:
+                    verb = "destroy" if destroy else "apply"
+                    console.print(f"Saved the plan to {save}: `provision {name} apply {save}` will {verb} "
+                                  "exactly this, or refuse if anything changed.")
             if detailed_exitcode and result.has_changes:
                 raise typer.Exit(2)
 
     @app.command("apply")
     def apply_command(
-        plan_file: PlanArg,
+        plan_file: Annotated[Path, typer.Argument(help="Plan file (YAML), or a plan saved with `plan --save`.",
+                                                  show_default=False)],
         sandbox: SandboxOpt = False,
         ca_bundle: CaBundleOpt = None,
         output: OutputOpt = OutputFormat.text,
@@ -289,20 +331,39 @@ def make_target_app(target: Target) -> typer.Typer:
         concurrency: ConcurrencyOpt = 8,
         auto_approve: AutoApproveOpt = False,
         out: OutDirOpt = Path("provision-out") / name,
+        target_addresses: TargetOpt = None,
     ) -> None:
-        """Show the plan, ask, make it real, then write the OHIF configuration to --out."""
+        """Show the plan, ask, make it real, then write the OHIF configuration to --out. Given a saved plan,
+        apply exactly it (no question: it was reviewed when saved), or refuse if anything changed since."""
         text = output is OutputFormat.text
         with user_errors(json_output=not text), sandbox_info(sandbox) as info:
-            plan = load(plan_file, name)
-            _json_needs_auto_approve(text, auto_approve)
-            confirm = make_confirm(text=text, auto_approve=auto_approve)
+            saved_plan = _saved_plan(plan_file, name, adopt=adopt, targets=target_addresses)
+            source = Path(saved_plan.plan_file) if saved_plan is not None else plan_file
+            plan = load(source, name)
+            targets = saved_plan.targets if saved_plan is not None else tuple(target_addresses or ())
+            adopting = saved_plan.adopt if saved_plan is not None else adopt
+            if saved_plan is not None:
+                _check_saved_source(saved_plan, source, plan)
+            else:
+                _json_needs_auto_approve(text, auto_approve)
+            confirm = make_confirm(text=text, auto_approve=auto_approve or saved_plan is not None)
+            destroying = saved_plan is not None and saved_plan.destroy
 
             async def work(session: TargetSession) -> dict[str, Any]:
-                planned = await engine_for(session, concurrency, adopt).plan()
-                await confirm(planned, title("plan", plan_file, plan), "Apply these changes?")
+                engine = engine_for(session, concurrency, adopting, targets=targets, destroy=destroying)
+                planned = await (engine.destroy_plan(destroy_only(session, targets)) if destroying
+                                 else engine.plan())
+                if saved_plan is not None:
+                    _refuse_if_changed(saved_plan, planned, plan_file)
+                await confirm(planned, title("destroy" if destroying else "plan", source, plan),
+                              "Destroy these resources?" if destroying else "Apply these changes?")
                 with Progress(enabled=text) as progress:
-                    outcome = await engine_for(session, concurrency, adopt, progress).apply(planned)
-                return _finish(session, outcome, planned, out, text=text, source=str(plan_file))
+                    run = engine_for(session, concurrency, adopting, progress, targets=targets, destroy=destroying)
+                    if destroying:
+                        outcome = await run.destroy(planned)
+                        return _destroyed(outcome, planned, text=text, source=str(source))
+                    outcome = await run.apply(planned)
+                return _finish(session, outcome, planned, out, text=text, source=str(source), partial=bool(targets))
 
             document = run_async(with_session(plan, connection_of(info, ca_bundle), work))
             if not text:
@@ -316,22 +377,61 @@ def make_target_app(target: Target) -> typer.Typer:
         output: OutputOpt = OutputFormat.text,
         concurrency: ConcurrencyOpt = 8,
         auto_approve: AutoApproveOpt = False,
+        target_addresses: TargetOpt = None,
     ) -> None:
         """Delete, in reverse order, what this plan owns; leave everything else alone."""
         text = output is OutputFormat.text
+        targets = tuple(target_addresses or ())
         with user_errors(json_output=not text), sandbox_info(sandbox) as info:
             plan = load(plan_file, name)
             _json_needs_auto_approve(text, auto_approve)
             confirm = make_confirm(text=text, auto_approve=auto_approve, destroy=True)
 
             async def work(session: TargetSession) -> dict[str, Any]:
-                planned = await engine_for(session, concurrency).destroy_plan()
+                engine = engine_for(session, concurrency, targets=targets, destroy=True)
+                planned = await engine.destroy_plan(destroy_only(session, targets))
                 await confirm(planned, title("destroy", plan_file, plan), "Destroy these resources?")
                 with Progress(enabled=text) as progress:
-                    outcome = await engine_for(session, concurrency, progress=progress).destroy(planned)
-                if text:
-                    console.print(f"Destroy complete: {len(outcome.done)} deleted.", style="bold")
-                return {**plan_document(planned, source=str(plan_file), destroy=True), "deleted": len(outcome.done)}
+                    outcome = await engine_for(session, concurrency, progress=progress, targets=targets,
+                                               destroy=True).destroy(planned)
+                return _destroyed(outcome, planned, text=text, source=str(plan_file))
+
+            document = run_async(with_session(plan, connection_of(info, ca_bundle), work))
+            if not text:
+                print_json(document)
+
+    @app.command("import")
+    def import_command(
+        plan_file: PlanArg,
+        addresses: Annotated[list[str], typer.Argument(metavar="ADDRESS...", show_default=False,
+                                                       help="The resources to take over, as `plan` names them.")],
+        sandbox: SandboxOpt = False,
+        ca_bundle: CaBundleOpt = None,
+        output: OutputOpt = OutputFormat.text,
+        concurrency: ConcurrencyOpt = 8,
+        auto_approve: AutoApproveOpt = False,
+    ) -> None:
+        """Take over existing resources that carry no ownership marks of this plan, one by one (`--adopt` takes
+        over all): mark them as the plan's and bring them to the plan. Nothing else is changed."""
+        text = output is OutputFormat.text
+        with user_errors(json_output=not text), sandbox_info(sandbox) as info:
+            plan = load(plan_file, name)
+            _json_needs_auto_approve(text, auto_approve)
+            confirm = make_confirm(text=text, auto_approve=auto_approve)
+            wanted = frozenset(addresses)
+
+            async def work(session: TargetSession) -> dict[str, Any]:
+                planned = await engine_for(session, concurrency, wanted, targets=addresses).plan()
+                missing = [s.resource.address for s in planned.steps
+                           if s.resource.address in wanted and s.actual is None]
+                if missing:
+                    raise ConfigurationError(f"{missing[0]} does not exist: there is nothing to import",
+                                             hint=f"`provision {name} apply {plan_file}` creates it")
+                await confirm(planned, title("import", plan_file, plan), "Take these resources over?")
+                with Progress(enabled=text) as progress:
+                    outcome = await engine_for(session, concurrency, wanted, progress, targets=addresses).apply(planned)
+                return _finish(session, outcome, planned, Path("provision-out") / name, text=text,
+                               source=str(plan_file), partial=True)
 
             document = run_async(with_session(plan, connection_of(info, ca_bundle), work))
             if not text:
@@ -400,11 +500,12 @@ PAST = {"create": "created", "update": "updated", "replace": "replaced", "repair
 
 
 def _finish(session: TargetSession, outcome: Outcome, planned: EnginePlan, out: Path, *, text: bool,
-            source: str) -> dict[str, Any]:
-    """After apply: write the OHIF files and report what was done."""
+            source: str, partial: bool = False) -> dict[str, Any]:
+    """After apply: write the OHIF files and report what was done. A partial apply (--target, import) writes
+    no OHIF files: what it did not read is not known, and a half-known configuration would be wrong."""
     from provision.ohif.config import write_outputs
 
-    result = session.ohif(outcome.outputs)
+    result = None if partial else session.ohif(outcome.outputs)
     written: list[str] = []
     if result is not None:
         written = [str(p) for p in write_outputs(out, result.document, viewer_url=result.viewer_url,
@@ -417,6 +518,8 @@ def _finish(session: TargetSession, outcome: Outcome, planned: EnginePlan, out: 
         console.print(f"Apply complete: {done}.", style="bold green")
         for path in written:
             console.print(f"  wrote {path}")
+        if partial:
+            console.print("  Part of the plan only: the OHIF configuration is written by a full apply.")
         for note in result.notes if result is not None else []:
             console.print(note)
     return {
@@ -426,6 +529,55 @@ def _finish(session: TargetSession, outcome: Outcome, planned: EnginePlan, out: 
         "ohif": result.document if result is not None else None,
         "notes": result.notes if result is not None else [],
     }
+
+
+def _destroyed(outcome: Outcome, planned: EnginePlan, *, text: bool, source: str) -> dict[str, Any]:
+    if text:
+        console.print(f"Destroy complete: {len(outcome.done)} deleted.", style="bold")
+    return {**plan_document(planned, source=source, destroy=True), "deleted": len(outcome.done)}
+
+
+# --- saved plans ----------------------------------------------------------------------------------------------
+
+
+def _saved_plan(path: Path, target: str, *, adopt: bool, targets: list[str] | None) -> SavedPlan | None:
+    """The saved plan `apply` was given, or None for a plan file."""
+    from provision.core import saved
+
+    if not saved.is_saved_plan(path):
+        return None
+    loaded = saved.load(path)
+    if loaded.target != target:
+        raise ConfigurationError(f"{path}: a plan saved for `provision {loaded.target}`, not {target}",
+                                 hint=f"provision {loaded.target} apply {path}")
+    if adopt or targets:
+        raise ConfigurationError(f"{path}: a saved plan is applied as it was saved; --adopt and --target belong "
+                                 "to the `plan --save` that made it", hint="plan --save again with them")
+    return loaded
+
+
+def _check_saved_source(saved_plan: SavedPlan, source: Path, plan: Plan) -> None:
+    """Refuse, before any call, a saved plan whose plan file or environment changed since."""
+    from provision.core import saved
+
+    if saved.digest(source.read_text(encoding="utf-8")) != saved_plan.plan_digest:
+        raise ConfigurationError(f"{source} changed since the plan was saved ({saved_plan.created}); nothing "
+                                 "was changed", hint="run `plan --save` again and review it")
+    if plan.env != saved_plan.env:
+        raise ConfigurationError(f"the plan was saved for environment {saved_plan.env}, this run is {plan.env}; "
+                                 "nothing was changed", hint="run with the same environment variables, or "
+                                 "`plan --save` again")
+
+
+def _refuse_if_changed(saved_plan: SavedPlan, planned: EnginePlan, path: Path) -> None:
+    from provision.core import saved
+
+    lines = saved.differences(saved_plan, planned)
+    if lines:
+        listed = "\n".join(f"  {line}" for line in lines)
+        raise ProvisionError(f"{path}: the live state is not what it was when the plan was saved "
+                             f"({saved_plan.created}); nothing was changed:\n{listed}",
+                             hint="run `plan --save` again and review it")
 
 
 # --- extra commands, from their description as data ---------------------------------------------------------

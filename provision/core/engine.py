@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +102,7 @@ class Engine:
         *,
         concurrency: int = 8,
         on_event: EventSink = ignore,
-        adopt: bool = False,
+        adopt: bool | Collection[str] = False,
     ) -> None:
         self.resources = list(resources)
         self.by_address = {r.address: r for r in self.resources}
@@ -115,7 +115,11 @@ class Engine:
         self._order = self._topological_order()
         self.concurrency = concurrency
         self.on_event = on_event
+        #: True: take over every existing object without this plan's marks; a collection: only those addresses
         self.adopt = adopt
+
+    def _adopts(self, address: str) -> bool:
+        return self.adopt if isinstance(self.adopt, bool) else address in self.adopt
 
     # -- graph helpers ---------------------------------------------------------------------------------
 
@@ -252,10 +256,11 @@ class Engine:
         action = self._decide(resource, desired, actual, life)
         step = Step(resource, action, actual, desired)
         if actual is not None and not resource.owned(actual):
-            if not self.adopt:
+            if not self._adopts(resource.address):
                 owner = resource.owner_of(actual)
                 whose = f"belongs to {owner}, not to this plan" if owner else "carries no ownership tags of this plan"
-                step.blocked = f"{resource.label} exists but {whose}; re-run with --adopt to take it over"
+                step.blocked = (f"{resource.label} exists but {whose}; take it over with "
+                                f"`import PLAN {resource.address}` (or --adopt: everything)")
             elif isinstance(action, NoOp):
                 # adopting means writing our ownership marks even when nothing else differs
                 step.action = Update()
@@ -442,8 +447,9 @@ class Engine:
 
     # -- destroy ---------------------------------------------------------------------------------------
 
-    async def destroy_plan(self) -> Plan:
-        """Read everything; plan deletion of what exists and is owned by this plan."""
+    async def destroy_plan(self, only: Collection[str] | None = None) -> Plan:
+        """Read everything; plan deletion of what exists and is owned by this plan (of `only` those addresses,
+        when given: `--target`; the rest is read, as their reads may need it, and left alone)."""
         outputs: dict[str, dict[str, Any]] = {}
         steps: dict[str, Step] = {}
 
@@ -459,6 +465,8 @@ class Engine:
                 kept = resource.kept_on_destroy(actual)
                 if not resource.managed:
                     action = NoOp("not managed by this plan")
+                elif only is not None and resource.address not in only:
+                    action = NoOp("not targeted")
                 elif kept:
                     action = NoOp(kept)
                 elif not resource.owned(actual):

@@ -205,3 +205,17 @@ def test_an_http_deployment_on_localhost_has_no_tls(deployment: Deployment) -> N
     assert "Apply complete: 11 created." in out
     nginx = (site.root / "nginx/nginx.conf").read_text()
     assert f"listen 127.0.0.1:{site.https_port};" in nginx and "ssl_certificate" not in nginx
+
+
+def test_a_saved_plan_applies_as_reviewed_and_is_refused_after_a_hand_edit(deployment: Deployment) -> None:
+    """`plan --save` then `apply FILE` for a target of files: a file edited in between refuses the apply."""
+    site = deployment
+    saved = site.workdir / "orthanc-plan.json"
+    assert "Saved the plan to" in site.ok("orthanc", "plan", str(site.plan), "--save", str(saved))
+    assert "Apply complete: 13 created." in site.ok("orthanc", "apply", str(saved))
+    site.ok("orthanc", "plan", str(site.plan), "--save", str(saved))  # nothing to do: saved as such
+    nginx = site.root / "nginx/nginx.conf"
+    nginx.write_text(nginx.read_text().replace("worker_connections 1024;", "worker_connections 16;"))
+    result = site.provision("orthanc", "apply", str(saved))
+    assert result.exit_code == 1 and "nginx.conf]: was to no-op, now would update" in result.output, result.output
+    assert "worker_connections 16;" in nginx.read_text()  # refused: nothing written
