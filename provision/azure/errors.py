@@ -7,6 +7,7 @@ and call `classify`. Nothing here imports an SDK.
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Iterable, Mapping
 
@@ -154,10 +155,19 @@ def identity_failed(what: str, message: str, status: int | None = None) -> Provi
 
 
 def authentication_failed(what: str, message: str) -> ConfigurationError:
-    """No token could be had (azure-identity's chain found no usable credential) or the cloud rejected it."""
+    """No token could be had (azure-identity's chain found no usable credential) or the cloud rejected it.
+    DefaultAzureCredential's answer is a dozen lines (one per credential tried): summed up in one, in full
+    with `-v`."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    tried = [line.split(":", 1)[0] for line in lines if re.match(r"^\w+Credential:", line)]
+    if tried:
+        summary = f"no usable credential (tried {', '.join(name.removesuffix('Credential') for name in tried)})"
+    else:
+        summary = lines[0] if lines else "no message"
     return ConfigurationError(
-        f"{what}: authentication failed: {message}",
+        f"{what}: authentication failed: {summary}",
         hint="sign in (az login), or set AZURE_TENANT_ID / AZURE_CLIENT_ID and a secret or federated token",
+        details=message if message.strip() != summary else None,
     )
 
 

@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from provision import __version__
 from provision.cli.gc import register as register_gc
 from provision.cli.sandbox import app as sandbox_app
-from provision.cli.target import make_target_app, user_errors
+from provision.cli.target import VERBOSE, make_target_app, user_errors
 from provision.cli.viewer import viewer
 from provision.core.target import Target
 from provision.registry import targets
@@ -34,8 +34,12 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", envvar="PROVISION_VERBOSE",
+                                          help="On an error, also show what the SDK or service said in full.")
+                       ] = False,
 ) -> None:
     """Declarative, idempotent set-up of OHIF viewers against cloud DICOM archives."""
+    VERBOSE["on"] = verbose
 
 
 def schema() -> None:

@@ -118,15 +118,20 @@ def _step_lines(step: Step) -> Text:
     symbol, style = SYMBOLS[step.action.kind]
     text = Text()
     text.append(f"  {symbol:>3} ", style=style)
-    text.append(step.resource.label, style="bold")
+    # the address, as progress lines and --target name it; a target's own name for it alongside
+    text.append(step.resource.address, style="bold")
+    if step.resource.label != step.resource.address:
+        text.append(f" ({step.resource.label})", style="dim")
     reason = describe(step.action)
     text.append(f"  {step.action.kind}" + (f" ({reason})" if reason else ""), style=style)
     for reason_line in getattr(step.action, "reasons", ()):
         text.append(f"\n        # {reason_line}", style="red")
     created = step.action.kind == "create" or getattr(step.action, "then", "") == "create"
     for change in step.action.changes:
+        before = step.resource.shown(change.path, change.before)
+        after = step.resource.shown(change.path, change.after)
         if created:
-            shown = f"({len(change.after.splitlines())} lines)" if _multiline(change.after) else _value(change.after)
+            shown = f"({len(after.splitlines())} lines)" if _multiline(after) else _value(after)
             text.append(f"\n        {change.path} = {shown}")
         elif _multiline(change.before) or _multiline(change.after):
             # a text file: the changed lines, not two whole files
@@ -134,7 +139,7 @@ def _step_lines(step: Step) -> Text:
             for line, style in _diff_lines(change.before, change.after):
                 text.append(f"\n          {line}", style=style)
         else:
-            text.append(f"\n        {change.path}: {_value(change.before)} -> {_value(change.after)}")
+            text.append(f"\n        {change.path}: {_value(before)} -> {_value(after)}")
     if step.blocked:
         text.append(f"\n        ! {step.blocked}", style="bold red")
     return text

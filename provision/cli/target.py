@@ -89,10 +89,18 @@ SaveOpt = Annotated[
 SANDBOX_STATE = Path(".provision/sandbox")
 
 
+#: `provision -v`: errors show what the SDK or service said in full (set once, by the root command)
+VERBOSE = {"on": False}
+
+
 def fail(error: ProvisionError) -> typer.Exit:
     err_console.print(Text("Error: ", style="bold red") + Text(error.message))
     if error.hint:
         err_console.print(f"  hint: {error.hint}")
+    if error.details and VERBOSE["on"]:
+        err_console.print(Text(error.details, style="dim"))
+    elif error.details:
+        err_console.print("  (the full answer: run with `provision -v ...`)", style="dim")
     return typer.Exit(error.exit_code)
 
 
@@ -511,9 +519,13 @@ def _finish(session: TargetSession, outcome: Outcome, planned: EnginePlan, out: 
         written = [str(p) for p in write_outputs(out, result.document, viewer_url=result.viewer_url,
                                                  config=result.app_config)]
     if text:
+        # counted as the plan the user approved named them: an IAM policy planned as a create (its dataset did
+        # not exist yet) is found, once the dataset exists, as an empty policy to update; it is one step
+        approved = {step.resource.address: step.action.kind for step in planned.steps}
         counts: dict[str, int] = {}
         for step in outcome.done:
-            counts[step.action.kind] = counts.get(step.action.kind, 0) + 1
+            kind = approved.get(step.resource.address, step.action.kind)
+            counts[kind] = counts.get(kind, 0) + 1
         done = ", ".join(f"{n} {PAST.get(kind, kind)}" for kind, n in sorted(counts.items())) or "no changes"
         console.print(f"Apply complete: {done}.", style="bold green")
         for path in written:

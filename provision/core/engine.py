@@ -154,10 +154,15 @@ class Engine:
         self.on_event(Event(address, phase, action, message, elapsed))
 
     def _retrying(self, resource: Resource, action: str, started: float) -> Callable[[TemporaryError, float], None]:
-        """`with_retry`'s callback: one RETRY event per retry, saying why and for how long."""
+        """`with_retry`'s callback: one RETRY event per retry, saying why and for how long; a routine wait (a new
+        object settling) is shown as progress, as it is no fault."""
 
         def on_retry(error: TemporaryError, delay: float) -> None:
             elapsed = time.monotonic() - started
+            if error.routine:
+                self.on_event(Event(resource.address, Phase.PROGRESS, action,
+                                    f"{error.message}; checking again in {delay:.1f} s", elapsed))
+                return
             self.on_event(Event(resource.address, Phase.RETRY, action, f"{error.message}; retrying in {delay:.1f} s",
                                 elapsed, throttled=error.throttled))
 

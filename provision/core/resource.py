@@ -14,14 +14,17 @@ from provision.errors import ProvisionError
 
 class TemporaryError(ProvisionError):
     """Worth retrying: throttling, 5xx, replication delay. `retry_after` in seconds when the server said;
-    `throttled` when the server said "too many requests" (429), which reports count apart."""
+    `throttled` when the server said "too many requests" (429), which reports count apart; `routine` when
+    every run meets it (a new object settling, directory replication): progress to show, not a fault."""
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, throttled: bool = False, hint: str | None = None
+        self, message: str, *, retry_after: float | None = None, throttled: bool = False, hint: str | None = None,
+        routine: bool = False,
     ) -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
         self.throttled = throttled
+        self.routine = routine
 
 
 @dataclass(frozen=True)
@@ -151,3 +154,8 @@ class Resource(ABC):
         """Whose ownership marks the existing object carries, for people ("plan ohif-demo, env pr-7"), or None
         when it carries none."""
         return None
+
+    def shown(self, path: str, value: Any) -> Any:
+        """A field's value as people read it in a plan (a permission's name for its GUIDs); the JSON plan and
+        the comparison keep the value itself."""
+        return value

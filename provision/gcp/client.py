@@ -83,7 +83,7 @@ def classify(error: Any, what: str) -> Exception:
     if rpc.code == 409 and rpc.status == "ABORTED":
         return TemporaryError(f"{text} (redoing the whole read-modify-write)")
     if rpc.code == 404 and "not initialized" in rpc.message.lower():
-        return TemporaryError(f"{text} (a new dataset takes a moment to become usable)")
+        return TemporaryError(f"waiting for the new dataset to become usable ({text})", routine=True)
     if rpc.code == 404:
         return NotFound(text)
     if rpc.code == 409 and rpc.status == "ALREADY_EXISTS":

@@ -34,6 +34,8 @@ def test_plan_apply_output_destroy(clean_sandbox: Any, sandbox_control: Any, tmp
     assert "Plan: 8 to create" in planned.stdout
     assert "+ azure.dicom_service[ohif-dicom]  create" in planned.stdout
     assert "cors.origins = [\"http://localhost:3000\"]" in planned.stdout
+    # the permission by its name, not as GUIDs (issue 12 #12); the JSON plan keeps the GUIDs
+    assert 'permissions = ["Dicom.ReadWrite (Azure API for DICOM, delegated)"]' in planned.stdout
 
     refused = provision(clean_sandbox, tmp_path, "azure", "apply", PLAYBOOK)
     assert refused.returncode == 1

@@ -132,3 +132,24 @@ def test_sandbox_up_status_down_and_a_stable_port(tmp_path: Path) -> None:
         assert same.returncode == 0, same.stdout + same.stderr  # the world survived the restart
     finally:
         run("sandbox", "down")
+
+
+def test_no_azure_credential_is_one_line_and_a_hint_the_full_answer_with_v(tmp_path: Path) -> None:
+    """DefaultAzureCredential's 13-line answer (one per credential tried) is summed up; `-v` shows it."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("AZURE_", "PROVISION_", "IDENTITY_", "MSI_"))}
+    env.update(NO_COLOR="1", AZURE_SUBSCRIPTION_ID="00000000-0000-0000-0000-000000000001", HOME=str(tmp_path))
+
+    def run(*flags: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "provision", *flags, "azure", "plan", str(PLAYBOOK)],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+                              stdin=subprocess.DEVNULL)
+
+    short = run()
+    assert short.returncode == 1 and "Traceback" not in short.stderr
+    lines = short.stderr.strip().splitlines()
+    assert lines[0].startswith("Error: signing in to Azure: authentication failed: no usable credential "
+                               "(tried Environment, "), lines
+    assert len(lines) == 3 and "hint: sign in (az login)" in lines[1] and "provision -v" in lines[2], lines
+    full = run("-v")
+    assert full.returncode == 1 and "Attempted credentials:" in full.stderr

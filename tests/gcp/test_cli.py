@@ -37,9 +37,15 @@ def test_playbook_plan_apply_again_destroy(cli: Any, observer: Any, google: Any,
     planned = cli("gcp", "plan", str(PLAYBOOK), "--detailed-exitcode")
     assert planned.exit_code == 2, planned.output
     assert "roles/healthcare.dicomViewer" in planned.output
+    # named by address, as progress and --target name them (issue 12 #9), with Google's name alongside
+    assert "+ gcp.iam[ohif] (IAM policy of dataset ohif)  create" in planned.output, planned.output
+    assert "Plan: 4 to create" in planned.output
 
     applied = cli("gcp", "apply", str(PLAYBOOK), "--auto-approve", "--out", "out")
     assert applied.exit_code == 0, applied.output
+    assert "Apply complete: 4 created." in applied.output  # as planned, not "2 created, 2 updated"
+    # a new dataset's routine "not initialized" window is a wait, not a retried failure
+    assert [line for line in applied.output.splitlines() if " retry " in line and "not initialized" in line] == []
     app_config = Path("out/app-config.js").read_text()
     config = json.loads(re.search(r"window\.config = (\{.*\});", app_config, re.S).group(1))  # type: ignore[union-attr]
     root = f"{sandbox.info.url}/v1/{dataset}/dicomStores/main/dicomWeb"

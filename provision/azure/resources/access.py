@@ -171,6 +171,7 @@ class RoleAssignment(_Assignment):
                 "(directory replication after the principal was created)",
                 retry_after=poll_delay(waited, minimum=1.0),
                 hint="a principal created moments ago becomes visible within minutes; otherwise check the id",
+                routine=True,
             ) from error
         self._unknown_since = None
         return normalise.role_assignment(body)

@@ -101,11 +101,22 @@ class Application(AzureResource):
         super().__init__(azure, unique_name, (dicom_api_address,) if dicom_api_address else ())
         self.app = app
         self.dicom_api_address = dicom_api_address
+        #: permission (`{resourceAppId}/{id}/{type}`) -> its name, as learnt from the DICOM API's principal
+        self._permission_names: dict[str, str] = {}
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         if self.app is None or self.dicom_api_address is None:
             return {}
-        return app_spec(self.app, ctx.inputs(self.dicom_api_address).get("scope_id"))
+        scope_id = ctx.inputs(self.dicom_api_address).get("scope_id")
+        if known(scope_id):
+            self._permission_names[normalise.permission(DICOM_API_APP_ID, str(scope_id))] = (
+                f"{DICOM_SCOPE} (Azure API for DICOM, delegated)")
+        return app_spec(self.app, scope_id)
+
+    def shown(self, path: str, value: Any) -> Any:
+        if path == "permissions" and isinstance(value, list):
+            return [self._permission_names.get(str(item).lower(), item) for item in value]
+        return value
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
         body = await self.azure.graph.get_application(self.name)
@@ -221,7 +232,8 @@ class AppPrincipal(AzureResource):
         async def listing() -> list[dict[str, Any]]:
             bodies = await self.azure.graph.find_service_principals(app_id)
             if not any(body.get("id") == ours for body in bodies):
-                raise TemporaryError(f"service principal {ours} is not listed yet (directory replication)")
+                raise TemporaryError(f"service principal {ours} is not listed yet (directory replication)",
+                                     routine=True)
             return bodies
 
         return await with_retry(listing, what=f"listing the service principals of app {app_id}",
