@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,7 @@ from provision.core.diff import diff
 from provision.core.durations import format_age
 from provision.core.events import Event, EventSink, Phase, ignore
 from provision.core.polling import REPORT_EVERY, poll_delay
-from provision.core.resource import Context, Lifecycle, Resource, TemporaryError
+from provision.core.resource import Context, Lifecycle, Resource, Stray, TemporaryError
 from provision.core.retry import Attempts, OperationTimeout, with_retry
 from provision.core.values import UNKNOWN
 from provision.errors import ProvisionError
@@ -302,7 +302,8 @@ class Engine:
 
         failures = await self._run_graph(run)
         _raise_failures("planning", failures)
-        return Plan([steps[r.address] for r in self._order], outputs)
+        ordered = [steps[r.address] for r in self._order]
+        return Plan([*ordered, *await self._strays(ordered, outputs)], outputs)
 
     # -- apply -----------------------------------------------------------------------------------------
 
@@ -331,6 +332,7 @@ class Engine:
             done.append(carried_out)
 
         failures = await self._run_graph(run)
+        failures += await self._delete_strays(plan, done)
         _raise_failures("apply", failures)
         return Outcome(done, outputs)
 
@@ -472,7 +474,9 @@ class Engine:
 
         failures = await self._run_graph(run)
         _raise_failures("planning the destroy", failures)
-        plan = Plan([steps[r.address] for r in reversed(self._order)], outputs)
+        ordered = [steps[r.address] for r in reversed(self._order)]
+        # the strays first: what holds them (an assignment's scope) is deleted after them
+        plan = Plan([*await self._strays(ordered, outputs), *ordered], outputs)
         await self.plan_covering(plan)
         return plan
 
@@ -525,6 +529,60 @@ class Engine:
             for step in plan.steps:
                 if isinstance(step.action, Delete) and step.action.container:
                     step.action = Delete(changes=step.action.changes)
+
+    # -- strays: marked objects the plan no longer declares -------------------------------------------------
+
+    async def _strays(self, steps: Sequence[Step], outputs: Mapping[str, Mapping[str, Any]]) -> list[Step]:
+        """Delete steps for what the existing resources report as strays (`Resource.strays`), all asked at once
+        once every resource is planned (so each sees every declared resource's outputs)."""
+
+        async def ask(step: Step) -> Sequence[Stray] | ProvisionError:
+            resource, actual = step.resource, step.actual or {}
+            ctx = self._context(resource, outputs, "read")
+            try:
+                return await with_retry(
+                    lambda: resource.strays(ctx, actual),
+                    what=f"listing what {resource.label} holds that the plan no longer declares",
+                    limit=resource.timeouts.read,
+                    on_retry=self._retrying(resource, "read", time.monotonic()),
+                )
+            except ProvisionError as error:
+                return error
+
+        existing = [step for step in steps if step.actual is not None]
+        answers = await asyncio.gather(*(ask(step) for step in existing))
+        _raise_failures("planning", [(step.resource.address, answer) for step, answer in zip(existing, answers,
+                                     strict=True) if isinstance(answer, ProvisionError)])
+        found: list[Step] = []
+        addresses = set(self.by_address)
+        for answer in answers:
+            for stray in answer if not isinstance(answer, ProvisionError) else ():
+                if stray.resource.address in addresses:  # pragma: no cover - a target's bug
+                    raise ProvisionError(f"{stray.resource.address}: a stray named like another resource")
+                addresses.add(stray.resource.address)
+                found.append(Step(stray.resource, Delete(reason="no longer in the plan"), stray.actual))
+        return found
+
+    async def _delete_strays(self, plan: Plan, done: list[Step]) -> list[tuple[str, ProvisionError]]:
+        """Delete the plan's strays (its delete steps for resources the engine was not given), at most
+        `concurrency` at once; the failures."""
+        gate = asyncio.Semaphore(self.concurrency)
+        failures: list[tuple[str, ProvisionError]] = []
+
+        async def delete(step: Step) -> None:
+            try:
+                async with gate:
+                    await self._delete(step.resource, step, plan.outputs)
+            except ProvisionError as error:
+                failures.append((step.resource.address, error))
+                self._emit(step.resource.address, Phase.FAILED, message=error.message)
+            else:
+                done.append(step)
+
+        strays = [step for step in plan.steps
+                  if step.resource.address not in self.by_address and isinstance(step.action, Delete)]
+        await asyncio.gather(*(delete(step) for step in strays))
+        return failures
 
     def _destroy_waits(self, plan: Plan) -> dict[str, list[str]]:
         """Who waits for whom while destroying: each resource for its dependants, except that a container
@@ -595,6 +653,7 @@ class Engine:
             await self._delete(resource, step, plan.outputs)
             done.append(step)
 
+        _raise_failures("destroy", await self._delete_strays(plan, done))
         failures = await self._run_graph(run, waits_on=self._destroy_waits(plan))
         _raise_failures("destroy", failures)
         return Outcome(done, {})
