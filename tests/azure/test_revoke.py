@@ -118,3 +118,36 @@ def test_destroy_deletes_a_marked_assignment_whose_entry_was_removed(azure: Any)
     # the first delete sent, before its scope goes (the sandbox, like Azure, drops a deleted scope's assignments)
     assert deletes[0] == f"{_scope(azure)}/providers/microsoft.authorization/roleassignments/{bobs['name']}".lower()
     assert azure.control.assignments(_scope(azure)) == []
+
+
+def test_a_redirect_uri_removed_from_the_plan_is_removed_from_the_app(azure: Any) -> None:
+    text = OHIF.read_text().replace(
+        "    # redirect_uris default", "    redirect_uris: [http://localhost:3000/callback, http://localhost:3000/old]\n"
+        "    # redirect_uris default", 1)
+    azure.run(parse_plan(text, OHIF, env={}))
+    [app] = azure.control.apps("ohif-viewer")
+    assert sorted(app["spa"]["redirectUris"]) == ["http://localhost:3000/callback", "http://localhost:3000/old"]
+
+    planned = azure.run(without_bob(), "plan")
+
+    assert planned.changes() == {"azure.app[ohif-viewer]": "update"}
+    azure.run(without_bob())
+    [app] = azure.control.apps("ohif-viewer")
+    assert app["spa"]["redirectUris"] == ["http://localhost:3000/callback"]
+
+
+def test_a_consent_scope_the_plan_does_not_declare_is_removed_from_its_grant(azure: Any) -> None:
+    azure.run(without_bob())
+    [principal] = [p for app in azure.control.apps("ohif-viewer")
+                   for p in azure.control.service_principals(app["appId"])]
+    [grant] = azure.control.grants(principal["id"])
+
+    async def widen(session: AzureSession) -> None:
+        await session.azure.graph.update_grant(grant["id"], "Dicom.ReadWrite user_impersonation")
+
+    planned = azure.run(without_bob(), "plan", inspect=widen)
+
+    assert planned.changes() == {"azure.admin_consent[ohif-viewer]": "update"}
+    azure.run(without_bob())
+    [grant] = azure.control.grants(principal["id"])
+    assert grant["scope"].split() == ["Dicom.ReadWrite"]
