@@ -33,6 +33,8 @@ class Step:
     desired: dict[str, Any] = field(default_factory=dict)
     #: why this step cannot go ahead (e.g. an existing resource not owned by the plan)
     blocked: str | None = None
+    #: the delete of a stray (`Resource.strays`): its resource is not one the engine was given
+    stray: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         data = {"address": self.resource.address, **self.action.as_dict()}
@@ -560,12 +562,11 @@ class Engine:
                 if stray.resource.address in addresses:  # pragma: no cover - a target's bug
                     raise ProvisionError(f"{stray.resource.address}: a stray named like another resource")
                 addresses.add(stray.resource.address)
-                found.append(Step(stray.resource, Delete(reason="no longer in the plan"), stray.actual))
+                found.append(Step(stray.resource, Delete(reason="no longer in the plan"), stray.actual, stray=True))
         return found
 
     async def _delete_strays(self, plan: Plan, done: list[Step]) -> list[tuple[str, ProvisionError]]:
-        """Delete the plan's strays (its delete steps for resources the engine was not given), at most
-        `concurrency` at once; the failures."""
+        """Delete the plan's strays, at most `concurrency` at once; the failures."""
         gate = asyncio.Semaphore(self.concurrency)
         failures: list[tuple[str, ProvisionError]] = []
 
@@ -579,8 +580,7 @@ class Engine:
             else:
                 done.append(step)
 
-        strays = [step for step in plan.steps
-                  if step.resource.address not in self.by_address and isinstance(step.action, Delete)]
+        strays = [step for step in plan.steps if step.stray and isinstance(step.action, Delete)]
         await asyncio.gather(*(delete(step) for step in strays))
         return failures
 
