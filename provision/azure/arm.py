@@ -295,6 +295,21 @@ class ArmApi:
                 )
             ]
 
+    async def list_role_assignments_at(self, scope: str) -> list[Body]:
+        """Every assignment at or above `scope` (`atScope()`; callers match the scope exactly)."""
+        with arm_errors(f"listing role assignments at {scope}"):
+            return [
+                cast(Body, item.serialize(keep_readonly=True))
+                async for item in self._authz.role_assignments.list_for_scope(scope, filter="atScope()")
+            ]
+
+    async def get_role_definition(self, role_definition_id: str) -> Body | None:
+        """A role definition by its full id (`/subscriptions/.../roleDefinitions/{guid}`)."""
+        return await read_or_none(
+            f"reading role definition {role_definition_id}",
+            lambda: _body(self._authz.role_definitions.get_by_id(role_definition_id, cls=_raw)),
+        )
+
     async def put_role_assignment(
         self,
         scope: str,

@@ -74,9 +74,11 @@ def summary(plan: Plan, *, destroy: bool = False) -> str:
             if covered else ""
         return (f"Destroy: {counts.get('delete', 0)} to delete{along}{_unfinished(counts)}, "
                 f"{counts.get('no-op', 0)} left alone.")
+    # deletes appear in an apply plan only for what the plan no longer declares (a revoked role assignment)
+    deletes = f", {counts['delete']} to delete" if counts.get("delete") else ""
     return (
         f"Plan: {counts.get('create', 0)} to create, {counts.get('update', 0)} to update, "
-        f"{counts.get('replace', 0)} to replace{_unfinished(counts)}, {counts.get('no-op', 0)} unchanged."
+        f"{counts.get('replace', 0)} to replace{deletes}{_unfinished(counts)}, {counts.get('no-op', 0)} unchanged."
     )
 
 

@@ -271,7 +271,8 @@ def make_target_app(target: Target) -> typer.Typer:
 
         # destroy reads everything (a resource's read may need what it depends on) and deletes only the targets
         resources = select(session.resources, targets) if targets and not destroy else session.resources
-        return Engine(resources, concurrency=concurrency, on_event=progress or ignore, adopt=adopt)
+        return Engine(resources, concurrency=concurrency, on_event=progress or ignore, adopt=adopt,
+                      strays=not targets)
 
     def destroy_only(session: TargetSession, targets: Sequence[str]) -> frozenset[str] | None:
         """What `destroy --target` deletes: the targets and what depends on them (None: everything)."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from provision.core.actions import Action, Create, Delete, FieldChange, NoOp, Repair, Replace, Update, Wait
 from provision.core.diff import Compare, FieldPolicy, Schema, diff, values_equal
 from provision.core.events import Event, EventSink, Phase
-from provision.core.resource import Context, Lifecycle, Resource, TemporaryError, Timeouts
+from provision.core.resource import Context, Lifecycle, Resource, Stray, TemporaryError, Timeouts
 from provision.core.values import UNKNOWN
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ __all__ = [
     "Resource",
     "Schema",
     "Step",
+    "Stray",
     "TemporaryError",
     "Timeouts",
     "Update",

@@ -89,9 +89,12 @@ class Delete(Action):
     kind: ClassVar[str] = "delete"
     #: the container whose own delete takes this resource along (nothing is sent for it), if any
     container: str | None = None
+    #: why it goes, when it is not obvious (e.g. an object the plan no longer declares)
+    reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {**super().as_dict(), **({"with": self.container} if self.container else {})}
+        return {**super().as_dict(), **({"with": self.container} if self.container else {}),
+                **({"reason": self.reason} if self.reason else {})}
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,7 @@ from provision.core.diff import diff
 from provision.core.durations import format_age
 from provision.core.events import Event, EventSink, Phase, ignore
 from provision.core.polling import REPORT_EVERY, poll_delay
-from provision.core.resource import Context, Lifecycle, Resource, TemporaryError
+from provision.core.resource import Context, Lifecycle, Resource, Stray, TemporaryError
 from provision.core.retry import Attempts, OperationTimeout, with_retry
 from provision.core.values import UNKNOWN
 from provision.errors import ProvisionError
@@ -33,6 +33,8 @@ class Step:
     desired: dict[str, Any] = field(default_factory=dict)
     #: why this step cannot go ahead (e.g. an existing resource not owned by the plan)
     blocked: str | None = None
+    #: the delete of a stray (`Resource.strays`): its resource is not one the engine was given
+    stray: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         data = {"address": self.resource.address, **self.action.as_dict()}
@@ -103,6 +105,7 @@ class Engine:
         concurrency: int = 8,
         on_event: EventSink = ignore,
         adopt: bool | Collection[str] = False,
+        strays: bool = True,
     ) -> None:
         self.resources = list(resources)
         self.by_address = {r.address: r for r in self.resources}
@@ -117,6 +120,9 @@ class Engine:
         self.on_event = on_event
         #: True: take over every existing object without this plan's marks; a collection: only those addresses
         self.adopt = adopt
+        #: whether to ask for strays: only an engine given the whole plan can tell what it no longer declares
+        #: (given part of it, `--target`, every undeclared-here object would look like one)
+        self.strays = strays
 
     def _adopts(self, address: str) -> bool:
         return self.adopt if isinstance(self.adopt, bool) else address in self.adopt
@@ -312,7 +318,9 @@ class Engine:
 
         failures = await self._run_graph(run)
         _raise_failures("planning", failures)
-        return Plan([steps[r.address] for r in self._order], outputs)
+        ordered = [steps[r.address] for r in self._order]
+        strays = await self._strays(ordered, outputs) if self.strays else []
+        return Plan([*ordered, *strays], outputs)
 
     # -- apply -----------------------------------------------------------------------------------------
 
@@ -341,6 +349,7 @@ class Engine:
             done.append(carried_out)
 
         failures = await self._run_graph(run)
+        failures += await self._delete_strays(plan, done)
         _raise_failures("apply", failures)
         return Outcome(done, outputs)
 
@@ -485,7 +494,10 @@ class Engine:
 
         failures = await self._run_graph(run)
         _raise_failures("planning the destroy", failures)
-        plan = Plan([steps[r.address] for r in reversed(self._order)], outputs)
+        ordered = [steps[r.address] for r in reversed(self._order)]
+        # the strays first: what holds them (an assignment's scope) is deleted after them
+        strays = await self._strays(ordered, outputs) if self.strays and only is None else []
+        plan = Plan([*strays, *ordered], outputs)
         await self.plan_covering(plan)
         return plan
 
@@ -538,6 +550,58 @@ class Engine:
             for step in plan.steps:
                 if isinstance(step.action, Delete) and step.action.container:
                     step.action = Delete(changes=step.action.changes)
+
+    # -- strays: marked objects the plan no longer declares -------------------------------------------------
+
+    async def _strays(self, steps: Sequence[Step], outputs: Mapping[str, Mapping[str, Any]]) -> list[Step]:
+        """Delete steps for what the existing resources report as strays (`Resource.strays`), all asked at once
+        once every resource is planned (so each sees every declared resource's outputs)."""
+
+        async def ask(step: Step) -> Sequence[Stray] | ProvisionError:
+            resource, actual = step.resource, step.actual or {}
+            ctx = self._context(resource, outputs, "read")
+            try:
+                return await with_retry(
+                    lambda: resource.strays(ctx, actual),
+                    what=f"listing what {resource.label} holds that the plan no longer declares",
+                    limit=resource.timeouts.read,
+                    on_retry=self._retrying(resource, "read", time.monotonic()),
+                )
+            except ProvisionError as error:
+                return error
+
+        existing = [step for step in steps if step.actual is not None]
+        answers = await asyncio.gather(*(ask(step) for step in existing))
+        _raise_failures("planning", [(step.resource.address, answer) for step, answer in zip(existing, answers,
+                                     strict=True) if isinstance(answer, ProvisionError)])
+        found: list[Step] = []
+        addresses = set(self.by_address)
+        for answer in answers:
+            for stray in answer if not isinstance(answer, ProvisionError) else ():
+                if stray.resource.address in addresses:  # pragma: no cover - a target's bug
+                    raise ProvisionError(f"{stray.resource.address}: a stray named like another resource")
+                addresses.add(stray.resource.address)
+                found.append(Step(stray.resource, Delete(reason="no longer in the plan"), stray.actual, stray=True))
+        return found
+
+    async def _delete_strays(self, plan: Plan, done: list[Step]) -> list[tuple[str, ProvisionError]]:
+        """Delete the plan's strays, at most `concurrency` at once; the failures."""
+        gate = asyncio.Semaphore(self.concurrency)
+        failures: list[tuple[str, ProvisionError]] = []
+
+        async def delete(step: Step) -> None:
+            try:
+                async with gate:
+                    await self._delete(step.resource, step, plan.outputs)
+            except ProvisionError as error:
+                failures.append((step.resource.address, error))
+                self._emit(step.resource.address, Phase.FAILED, message=error.message)
+            else:
+                done.append(step)
+
+        strays = [step for step in plan.steps if step.stray and isinstance(step.action, Delete)]
+        await asyncio.gather(*(delete(step) for step in strays))
+        return failures
 
     def _destroy_waits(self, plan: Plan) -> dict[str, list[str]]:
         """Who waits for whom while destroying: each resource for its dependants, except that a container
@@ -608,6 +672,7 @@ class Engine:
             await self._delete(resource, step, plan.outputs)
             done.append(step)
 
+        _raise_failures("destroy", await self._delete_strays(plan, done))
         failures = await self._run_graph(run, waits_on=self._destroy_waits(plan))
         _raise_failures("destroy", failures)
         return Outcome(done, {})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -82,6 +82,16 @@ class Context:
         self._report(self.address, message)
 
 
+@dataclass(frozen=True)
+class Stray:
+    """An object that exists and carries the plan's ownership marks but that no declared resource stands for any
+    more (a role assignment whose `access` entry was deleted from the plan): plan and destroy delete it.
+    `resource` reads and deletes it (its address names it for people); `actual` is its normalised read."""
+
+    resource: Resource
+    actual: dict[str, Any]
+
+
 class Resource(ABC):
     """One declared resource. Subclasses are small: they know their API; the engine knows the rest."""
 
@@ -145,6 +155,11 @@ class Resource(ABC):
         """Whether one delete of this container removes what is inside it, all of which belongs to the plan
         (read now); then the resources that name it in `deleted_with` are not deleted one by one."""
         return False
+
+    async def strays(self, ctx: Context, actual: dict[str, Any]) -> Sequence[Stray]:
+        """What exists at or inside this (existing) object, carries this plan's marks and is declared by none of
+        the plan's resources; `ctx.inputs` sees every resource's planned outputs. Read only, never written."""
+        return ()
 
     def owned(self, actual: dict[str, Any]) -> bool:
         """Whether the existing object belongs to this plan (ownership tags, natural key)."""

@@ -16,6 +16,7 @@ from provision.core import (
     NoOp,
     Phase,
     Resource,
+    Stray,
     TemporaryError,
     Timeouts,
     Update,
@@ -376,3 +377,52 @@ def test_covering_is_dropped_when_something_outside_sits_between_a_container_and
     assert {getattr(s.action, "container", None) for s in plan.steps} == {None}  # else it would wait for itself
     run(engine.destroy(plan))
     assert [name for verb, name in world.calls if verb == "delete"] == ["box/shelf", "rack", "box"]
+
+
+class Shelf(Thing):
+    """Holds things named `shelf/*`; the ones carrying its owner's mark that no declared resource stands for are
+    its strays."""
+
+    def __init__(self, world: World, name: str, declared: tuple[str, ...] = ()) -> None:
+        super().__init__(world, name)
+        self.declared = declared
+
+    async def strays(self, ctx: Context, actual: dict[str, Any]) -> list[Stray]:
+        await self._call("list")
+        return [Stray(Thing(self.world, name), dict(found)) for name, found in self.world.objects.items()
+                if name.startswith(f"{self.name}/") and found.get("owner") == "me"
+                and f"thing[{name}]" not in self.declared]
+
+
+def _shelved(world: World, *names: str) -> list[Resource]:
+    shelf = Shelf(world, "shelf", declared=tuple(f"thing[shelf/{name}]" for name in names))
+    return [shelf, *(Thing(world, f"shelf/{name}", depends_on=(shelf.address,)) for name in names)]
+
+
+def test_a_stray_is_planned_as_a_delete_and_deleted_by_apply_once() -> None:
+    world = World()
+    run(Engine(_shelved(world, "a", "b")).apply())
+    world.objects["shelf/foreign"] = {"owner": "someone-else", "id": "x", "size": 1, "parents": {}}
+    engine = Engine(_shelved(world, "a"))  # b was deleted from the plan
+
+    plan = run(engine.plan())
+
+    assert {s.resource.address: s.action.kind for s in plan.steps if s.action.changes_anything} == {
+        "thing[shelf/b]": "delete"}
+    assert plan.steps[-1].as_dict()["reason"] == "no longer in the plan"
+    outcome = run(engine.apply(plan))
+    assert [s.resource.address for s in outcome.done] == ["thing[shelf/b]"]
+    assert sorted(world.objects) == ["shelf", "shelf/a", "shelf/foreign"]  # someone else's is left alone
+    assert not run(engine.plan()).has_changes
+
+
+def test_destroy_deletes_strays_before_what_holds_them() -> None:
+    world = World()
+    run(Engine(_shelved(world, "a", "b")).apply())
+    engine = Engine(_shelved(world, "a"))
+    world.calls.clear()
+
+    run(engine.destroy())
+
+    assert [name for verb, name in world.calls if verb == "delete"] == ["shelf/b", "shelf/a", "shelf"]
+    assert world.objects == {}

@@ -133,6 +133,10 @@ def test_target_plans_and_applies_one_resource_with_what_it_needs(
 
 def test_destroy_target_takes_what_depends_on_it_too(clean_sandbox: Any, tmp_path: Path, plan_file: Path) -> None:
     assert provision(clean_sandbox, tmp_path, "azure", "apply", str(plan_file), "--auto-approve").returncode == 0
+    # a targeted plan sees only part of the plan: the role assignments it leaves out are not revoked as strays
+    targeted = provision(clean_sandbox, tmp_path, "azure", "plan", str(plan_file), "--target", DICOM,
+                         "--detailed-exitcode")
+    assert targeted.returncode == 0 and "delete" not in targeted.stdout, targeted.stdout + targeted.stderr
     destroyed = provision(clean_sandbox, tmp_path, "azure", "destroy", str(plan_file), "--target", DICOM,
                           "--auto-approve", "-o", "json")
     assert destroyed.returncode == 0, destroyed.stderr

@@ -224,3 +224,33 @@ def test_a_plan_with_several_stores_needs_store_named(cli: Any, tmp_path: Path) 
     result = cli("gcp", "upload", str(plan), str(tmp_path))
     assert result.exit_code == 1
     assert "the plan declares 2 DICOM stores (images, other)" in result.output and "--store" in result.output
+
+
+def test_a_member_removed_from_an_authoritative_entry_loses_access(cli: Any, sandbox: Any, applied: dict[str, Any],
+                                                                   tmp_path: Path) -> None:
+    """Google's way to take access away by deleting a member from the plan: `mode: authoritative` (additive
+    grants leave no record of who the plan added; docs/gcp.md, "Removing access")."""
+    def plan_with(members: str) -> str:
+        path = tmp_path / f"plan-{len(members)}.yaml"
+        path.write_text(PLAN.replace("  oauth_client_id:", "    - role: viewer\n      store: images\n"
+                                     f"      mode: authoritative\n      members: [{members}]\n  oauth_client_id:"))
+        return str(path)
+
+    def search(email: str) -> int:
+        with http_client(sandbox) as http:
+            token = sign_in(sandbox, applied, email)
+            return http.get(f"{root_of(applied)}/studies", headers={"Authorization": f"Bearer {token}"}).status_code
+
+    granted = cli("gcp", "apply", plan_with("user:carol@example.net, user:dave@example.org"), "--auto-approve")
+    assert granted.exit_code == 0, granted.output
+    assert search("carol@example.net") == 200
+
+    without_carol = plan_with("user:dave@example.org")
+    pending = cli("gcp", "plan", without_carol, "--detailed-exitcode", "-o", "json")
+
+    assert pending.exit_code == 2, pending.output
+    [change] = [step for step in json.loads(pending.stdout)["steps"] if step["action"] != "no-op"]
+    assert change["address"] == "gcp.iam[dataplane/images]" and change["action"] == "update"
+    assert cli("gcp", "apply", without_carol, "--auto-approve").exit_code == 0
+    assert search("carol@example.net") == 403
+    assert cli("gcp", "plan", without_carol, "--detailed-exitcode").exit_code == 0

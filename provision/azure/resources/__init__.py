@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from provision.azure.plan import AzureAccess, AzureDicom, AzureSection
-from provision.azure.resources.access import MarkedRoleAssignment, RoleAssignment, RoleDefinition
+from provision.azure.resources.access import (
+    MarkedRoleAssignment,
+    RoleAssignment,
+    RoleDefinition,
+    StrayRoleAssignment,
+)
 from provision.azure.resources.arm import DicomService, ResourceGroup, Workspace, declared_cors
 from provision.azure.resources.base import Azure, AzureResource
 from provision.azure.resources.entra import (
@@ -68,6 +73,8 @@ def build_resources(section: AzureSection, azure: Azure, seed: SeedFiles | None 
         if dicom is None:  # pragma: no cover - the plan models refuse access without dicom
             raise ValueError("azure.access needs azure.dicom")
         resources += _access(section.access, azure, dicom, principal)
+    if dicom is not None:
+        dicom.assignments = tuple(r.address for r in resources if isinstance(r, RoleAssignment))
     if dicom is not None and section.dicom is not None and section.dicom.extended_query_tags is not None:
         # after the role assignments: the tool's own DICOM data role (an azure.access entry) must exist before
         # the tags are changed, and, in reverse order on destroy, until they have been deleted
@@ -154,6 +161,7 @@ __all__ = [
     "RoleAssignment",
     "RoleDefinition",
     "ServicePrincipalRef",
+    "StrayRoleAssignment",
     "UserPrincipal",
     "Workspace",
     "build_resources",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from provision.azure import normalise
 from provision.azure.errors import AzureCloudError, AzureTemporaryError
 from provision.azure.ownership import assignment_name
 from provision.azure.resources.base import Azure, AzureResource, empty_because_new, known, outputs_of
-from provision.core import Compare, Context, FieldPolicy, TemporaryError, Timeouts, Update
+from provision.core import Compare, Context, FieldPolicy, Stray, TemporaryError, Timeouts, Update
 from provision.core.polling import poll_delay, wait_gone
 
 
@@ -76,6 +76,61 @@ class MarkedRoleAssignment(_Assignment):
     async def read(self, ctx: Context) -> dict[str, Any] | None:
         body = await self.azure.arm.get_role_assignment(self.scope, self.name)
         return None if body is None else normalise.role_assignment(body)
+
+
+class StrayRoleAssignment(MarkedRoleAssignment):
+    """An assignment carrying this plan's mark at a scope of the plan that no `azure.access` entry declares any
+    more (its entry was deleted from the plan): `plan` shows it as a delete; `apply` and `destroy` delete it.
+    Addressed `principal:role`, as the plan's own are."""
+
+    def __init__(self, azure: Azure, name: str, *, scope: str, shown_as: str) -> None:
+        super().__init__(azure, name, scope=scope)
+        self.address = self.address_of(shown_as)
+
+
+async def stray_assignments(azure: Azure, scope: str, declared: Iterable[str], taken: set[str]) -> list[Stray]:
+    """The assignments at exactly `scope` that carry this plan's mark (description) and are none of `declared`
+    (the names of the plan's own assignments, as read). Assignments without the mark (made in the portal, or by
+    another plan or environment) are never listed. `taken`: addresses in use, extended with the strays'."""
+    names = {name.lower() for name in declared}
+    roles: dict[str, str] = {}
+    strays = []
+    for body in await azure.arm.list_role_assignments_at(scope):
+        actual = normalise.role_assignment(body)
+        if (not normalise.same_scope(actual["scope"], scope) or not azure.owner.owns_description(actual["description"])
+                or str(actual["name"]).lower() in names):
+            continue
+        shown = f"{await _principal_name(azure, actual)}:{await _role_name(azure, actual, roles)}"
+        if StrayRoleAssignment.address_of(shown) in taken:  # e.g. a user deleted and made again: a new id
+            shown = f"{shown}:{actual['name']}"
+        stray = StrayRoleAssignment(azure, str(actual["name"]), scope=scope, shown_as=shown)
+        taken.add(stray.address)
+        strays.append(Stray(stray, actual))
+    return strays
+
+
+async def _principal_name(azure: Azure, assignment: Mapping[str, Any]) -> str:
+    """The principal's sign-in or display name, as a person reads it; its object id when the directory has none."""
+    principal, kind = str(assignment["principal_id"]), assignment.get("principal_type")
+    if azure.graph_api is None:
+        return principal
+    if kind == "User":
+        found = await azure.graph.get_user(principal)
+        return str(found.get("userPrincipalName") or principal) if found else principal
+    if kind == "Group":
+        found = await azure.graph.get_group(principal)
+    else:
+        found = await azure.graph.get_service_principal(principal)
+    return str(found.get("displayName") or principal) if found else principal
+
+
+async def _role_name(azure: Azure, assignment: Mapping[str, Any], known_roles: dict[str, str]) -> str:
+    """The role's name ("DICOM Data Owner"), or its id when it cannot be read; `known_roles` caches by id."""
+    role_id = str(assignment["role_definition_id"])
+    if role_id not in known_roles:
+        found = await azure.arm.get_role_definition(role_id)
+        known_roles[role_id] = str(normalise.role_definition(found)["role_name"] or role_id) if found else role_id
+    return known_roles[role_id]
 
 
 class RoleAssignment(_Assignment):

@@ -7,16 +7,18 @@ from typing import Any, ClassVar
 
 from provision.azure import normalise
 from provision.azure.ownership import CREATED_TAG, owner_in_tags
+from provision.azure.resources.access import stray_assignments
 from provision.azure.resources.base import (
     CREATED_NOW,
     Azure,
     AzureResource,
     created_now,
     empty_because_new,
+    known,
     merged_tags,
     outputs_of,
 )
-from provision.core import Compare, Context, FieldPolicy, Lifecycle, Timeouts, Update
+from provision.core import Compare, Context, FieldPolicy, Lifecycle, Stray, Timeouts, Update
 from provision.core.polling import wait_gone
 from provision.errors import CloudError
 
@@ -230,6 +232,13 @@ class DicomService(_TaggedArmResource):
         self.workspace = workspace
         self.workspace_address = workspace_address
         self.cors = cors
+        #: the addresses of the plan's role assignments at this service (`build_resources` fills it in)
+        self.assignments: tuple[str, ...] = ()
+
+    async def strays(self, ctx: Context, actual: dict[str, Any]) -> list[Stray]:
+        """The role assignments with this plan's mark at this service that `azure.access` no longer declares."""
+        declared = [str(name) for name in (ctx.inputs(a).get("name") for a in self.assignments) if known(name)]
+        return await stray_assignments(self.azure, str(actual["id"]), declared, set(self.assignments))
 
     def desired(self, ctx: Context) -> dict[str, Any]:
         desired: dict[str, Any] = {
