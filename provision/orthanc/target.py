@@ -9,8 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 
 from provision.core.commands import Checks, Command, CommandCall, Option
 from provision.core.target import Connection, PlanView, Target, TargetSession
+from provision.dicom.defaults import DEFAULT_CONCURRENCY
+from provision.dicom.options import Concurrency, Limit, Modality, PatientId, StudyUid, UploadPaths
 
 if TYPE_CHECKING:
+    from provision.dicom.search import StudyList
+    from provision.dicom.upload import UploadReport
     from provision.orthanc.shares import Revoked, SharedLink, ShareList
     from provision.orthanc.stack import StackReport
 
@@ -27,6 +31,27 @@ async def up(
     from provision.orthanc import commands
 
     return await commands.up(call, foreground=foreground)
+
+
+async def upload(call: CommandCall, *, paths: UploadPaths, concurrency: Concurrency = DEFAULT_CONCURRENCY,
+                 ) -> UploadReport:
+    """Upload DICOM files to the running Orthanc (STOW-RS through nginx, as the admin): only the instances it does
+    not hold yet (Orthanc would store a second copy, so each study is asked first).
+
+    Files that are not DICOM are reported and skipped. Exits 1 if any instance failed; running it again
+    sends only what is still missing."""
+    from provision.orthanc import data_commands
+
+    return await data_commands.upload(call, paths=paths, concurrency=concurrency)
+
+
+async def search(call: CommandCall, *, patient_id: PatientId = None, study_uid: StudyUid = None,
+                 modality: Modality = None, limit: Limit = 100) -> StudyList:
+    """Search the running Orthanc for studies (QIDO-RS, as the admin): a table, or JSON with --output json."""
+    from provision.orthanc import data_commands
+
+    return await data_commands.search(call, patient_id=patient_id, study_uid=study_uid, modality=modality,
+                                      limit=limit)
 
 
 async def down(call: CommandCall) -> StackReport:
@@ -107,6 +132,8 @@ class OrthancTarget(Target):
             Command("down", down),
             Command("verify", verify),
             Command("share", share),
+            Command("upload", upload),
+            Command("search", search),
             Command("shares list", shares_list),
             Command("shares revoke", shares_revoke),
         )
