@@ -121,9 +121,12 @@ def _step_lines(step: Step) -> Text:
     text = Text()
     text.append(f"  {symbol:>3} ", style=style)
     # the address, as progress lines and --target name it; a target's own name for it alongside
-    text.append(step.resource.address, style="bold")
-    if step.resource.label != step.resource.address:
-        text.append(f" ({step.resource.label})", style="dim")
+    address, label = step.resource.address, step.resource.label
+    text.append(address, style="bold")
+    if label.startswith(address):  # a label that adds to the address ("orthanc.ohif_build (DIR)")
+        text.append(label.removeprefix(address))
+    else:
+        text.append(f" ({label})", style="dim")
     reason = describe(step.action)
     text.append(f"  {step.action.kind}" + (f" ({reason})" if reason else ""), style=style)
     for reason_line in getattr(step.action, "reasons", ()):

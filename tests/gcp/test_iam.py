@@ -156,7 +156,7 @@ class _HttpError(Exception):
         (409, b'{"error":{"code":409,"message":"There were concurrent policy changes.","status":"ABORTED"}}',
          "TemporaryError", "read-modify-write"),
         (404, b'{"error":{"code":404,"message":"dataset not initialized","status":"NOT_FOUND"}}',
-         "TemporaryError", "takes a moment"),
+         "TemporaryError", "to become usable"),
         (404, b'{"error":{"code":404,"message":"not found","status":"NOT_FOUND"}}', "NotFound", "not found"),
         (409, b'{"error":{"code":409,"message":"already exists","status":"ALREADY_EXISTS"}}', "AlreadyExists", ""),
         (503, b'{"error":{"code":"ServiceUnavailable","message":"try later"}}', "TemporaryError", "try later"),
