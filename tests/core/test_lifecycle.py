@@ -229,7 +229,9 @@ def test_a_create_that_meets_an_operation_in_progress_waits_for_it() -> None:
 
 
 def test_a_write_refused_as_busy_is_followed_by_a_read_and_a_wait() -> None:
-    service = Service(duration=0.4)
+    # the other run's operation outlasts the back-off after the 409 (up to 0.5 s), so the read after it still
+    # finds the operation running, whatever the machine's load
+    service = Service(duration=2.5)
 
     class Racing(Job):
         """Another run's create lands between this run's read and its write."""
