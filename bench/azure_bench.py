@@ -1,15 +1,33 @@
-"""Azure target figures against the sandbox: fresh apply vs its critical path, and a no-change apply.
+"""Azure target figures against the sandbox: apply and destroy vs their critical paths for 1 to 200 access entries,
+the no-change apply, and the long-running-operation poll schedule.
 
-    .venv/bin/python bench/azure_bench.py [--latency-ms 50] [--dicom-seconds 3] [--plan playbooks/azure-ohif.yaml]
+    .venv/bin/python bench/azure_bench.py [--latency-ms 50] [--dicom-seconds 3] [--sizes 1,10,50,200]
+        [--concurrency N] [--lro-seconds 10] [--quick]
 
-The sandbox adds `--latency-ms` to every request and takes `--dicom-seconds` to create a DICOM service. Prints
-numbers, asserts nothing (timings on shared machines are not test material).
+The sandbox runs in its own process (`provision sandbox serve`: it does not share this interpreter's lock, as a
+cloud would not), adds `--latency-ms` to every request and takes `--dicom-seconds` to create a DICOM service (and
+to delete a resource group). Every case is one CLI-like run: open a session, plan (read everything), apply (or
+destroy_plan, destroy). Each prints wall / critical path, the requests the sandbox saw and the peak number of
+requests in flight (from the sandbox's request log: arrival time and duration of each). Prints numbers, asserts
+nothing (timings on shared machines are not test material).
 
 Critical path: the least time any client could take. Every resource needs a minimum number of sequential
-requests (table `MIN_REQUESTS`: e.g. a resource group costs a token, a GET that finds it missing, and a PUT;
-a DICOM service its PUT, one status poll after completion and the final GET, plus the creation time itself).
-The critical path is the longest chain through the plan's real dependency graph of those costs. A fresh
-`apply` here is what `provision azure apply` runs: open a session, plan (read everything), apply.
+requests (`MIN_REQUESTS`: e.g. a resource group costs a token, a GET that finds it missing, and a PUT; a DICOM
+service its PUT, one status poll after completion and the final GET, plus the creation time itself). The
+critical path is the longest chain through the plan's real dependency graph of those costs. Destroy's critical
+path: the reads that prove what the plan owns (one GET per resource along the dependency chain, after a token),
+the listing of the group's contents, then the longest chain of deletes (`MIN_DELETE_REQUESTS`; what the group's
+own delete takes along costs nothing, the group costs its DELETE, the deletion time, one poll and the GET that
+finds it gone).
+
+Plans of N access entries are the bundled plan with `access` replaced by N sandbox test users
+(`userK@contoso.com`, the sandbox's `test_users`) with DICOM Data Reader, and their own names.
+
+The LRO part: the schedule (`provision.core.polling`) simulated for operations of 1 s to 30 min (pure arithmetic:
+a poll at each scheduled time, the operation noticed at the first poll at or after its end; the round trip of a
+poll comes on top), printing the worst lateness as a share of the operation's duration and the polls it costs;
+then one real DICOM create of `--lro-seconds` against the sandbox, its lateness read from the request log.
+`--quick` measures sizes 1 and 10 only and skips the real LRO run.
 """
 
 from __future__ import annotations
@@ -19,17 +37,23 @@ import asyncio
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gc_bench import served  # noqa: E402
+
 from provision.azure import open_session  # noqa: E402
 from provision.cli.target import connection_of  # noqa: E402
 from provision.core import Engine, Resource  # noqa: E402
-from provision.plan import load_plan  # noqa: E402
-from provision.sandbox import start_sandbox  # noqa: E402
+from provision.core.polling import lateness, poll_times  # noqa: E402
+from provision.plan import load_plan, parse_plan  # noqa: E402
+from provision.sandbox import SandboxControl  # noqa: E402
+
+PLAYBOOK = ROOT / "playbooks" / "azure-ohif.yaml"
 
 #: requests a minimal client must send one after another to create each kind of resource
 MIN_REQUESTS = {
@@ -47,91 +71,207 @@ MIN_REQUESTS = {
     "azure.role_assignment": 1,  # PUT
 }
 
+#: requests a minimal client must send one after another to delete each kind (after reading it), when the group's
+#: delete does not take it along; 0: nothing to delete (a reference, or it goes with its parent)
+MIN_DELETE_REQUESTS = {
+    "azure.resource_group": 4,  # list its contents, DELETE (202), one poll once deleted, GET (404); + deletion time
+    "azure.workspace": 3,  # DELETE, poll, GET (404)
+    "azure.dicom_service": 3,
+    "azure.dicom_api_principal": 0,
+    "azure.app": 2,  # DELETE, GET (404): its service principal and grants go with it
+    "azure.app_principal": 0,
+    "azure.admin_consent": 0,
+    "azure.user": 0,
+    "azure.group": 0,
+    "azure.service_principal": 0,
+    "azure.role_definition": 0,
+    "azure.role_assignment": 0,  # scoped inside the group: goes with it
+}
 
-def critical_path(resources: list[Resource], latency: float, dicom_seconds: float) -> float:
+#: operation durations the schedule is simulated for (seconds)
+LRO_DURATIONS = (10.0, 60.0, 360.0, 1200.0)
+
+
+def kind_of(resource: Resource) -> str:
+    return resource.address.split("[", 1)[0]
+
+
+def longest_chain(resources: list[Resource], cost: dict[str, float]) -> float:
+    """The longest path through the dependency graph, each resource costing `cost[address]`."""
     by_address = {r.address: r for r in resources}
     finish: dict[str, float] = {}
 
     def done(address: str) -> float:
         if address not in finish:
-            resource = by_address[address]
-            kind = address.split("[", 1)[0]
-            cost = MIN_REQUESTS[kind] * latency + (dicom_seconds if kind == "azure.dicom_service" else 0.0)
-            finish[address] = cost + max((done(dep) for dep in resource.depends_on), default=0.0)
+            deps = by_address[address].depends_on
+            finish[address] = cost[address] + max((done(dep) for dep in deps), default=0.0)
         return finish[address]
 
     return max(done(address) for address in by_address)
 
 
-class Counter:
-    def __init__(self, running: Any) -> None:
-        import ssl
-
-        import httpx
-
-        context = ssl.create_default_context(cafile=running.info.ca_bundle)
-        self.http = httpx.Client(base_url=running.info.url, verify=context, timeout=30)
-
-    def clear(self) -> None:
-        self.http.delete("/_sandbox/log").raise_for_status()
-
-    def log(self) -> list[dict[str, Any]]:
-        return [e for e in self.http.get("/_sandbox/log").raise_for_status().json()
-                if not str(e["path"]).startswith("/_sandbox")]
+def apply_critical_path(resources: list[Resource], latency: float, dicom_seconds: float) -> float:
+    return longest_chain(resources, {
+        r.address: MIN_REQUESTS[kind_of(r)] * latency + (dicom_seconds if kind_of(r) == "azure.dicom_service" else 0)
+        for r in resources})
 
 
-async def apply_once(plan: Any, info: Any) -> tuple[float, list[Resource], int]:
-    """(wall time, resources, actions that changed something) of one CLI-like `apply`."""
+def destroy_critical_path(resources: list[Resource], latency: float, group_seconds: float) -> float:
+    token = latency  # one token per API before the first read; both are fetched concurrently
+    reads = token + longest_chain(resources, {r.address: latency for r in resources})
+    deletes = max(MIN_DELETE_REQUESTS[kind_of(r)] * latency + (group_seconds if kind_of(r) == "azure.resource_group"
+                                                               else 0) for r in resources)
+    return reads + deletes
+
+
+def peak_in_flight(log: list[dict[str, Any]]) -> int:
+    """The most requests the sandbox was handling at once (each from its arrival for its duration)."""
+    moments: list[tuple[float, int]] = []
+    for entry in log:
+        start = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+        moments += [(start, 1), (start + entry["duration_ms"] / 1000, -1)]
+    peak = current = 0
+    for _, step in sorted(moments):  # at equal times an end (-1) sorts before a start
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+def plan_with_entries(entries: int) -> Any:
+    """The bundled plan with `entries` test users as its access list, under names of its own."""
+    text = PLAYBOOK.read_text()
+    head, _, tail = text.partition("  access:\n")
+    rest = tail[tail.index("\n  tags:"):]
+    access = "".join(f"    - user: user{k}@contoso.com\n      role: DICOM Data Reader\n" for k in range(1, entries + 1))
+    text = (head + "  access:\n" + access + rest).replace("name: ohif-demo", f"name: bench-{entries}")
+    text = text.replace("rg-ohif-demo", f"rg-bench-{entries}").replace("unique_name: ohif-viewer",
+                                                                       f"unique_name: bench-viewer-{entries}")
+    text = text.replace("name: ohifws", f"name: benchws{entries}")
+    return parse_plan(text, f"bench-{entries}.yaml", env={})
+
+
+class Run:
+    """One CLI-like run's figures."""
+
+    def __init__(self, wall: float, log: list[dict[str, Any]], resources: list[Resource], changed: int) -> None:
+        self.wall, self.log, self.resources, self.changed = wall, log, resources, changed
+
+    @property
+    def requests(self) -> int:
+        return len(self.log)
+
+    @property
+    def peak(self) -> int:
+        return peak_in_flight(self.log)
+
+
+async def run_once(plan: Any, info: Any, control: SandboxControl, action: str, concurrency: int) -> Run:
+    control.clear_log()
     started = time.perf_counter()
     session = await open_session(plan, connection_of(info))
     try:
-        engine = Engine(session.resources)
-        planned = await engine.plan()
-        outcome = await engine.apply(planned)
-        session.ohif(outcome.outputs)
-        return time.perf_counter() - started, session.resources, len(outcome.done)
+        engine = Engine(session.resources, concurrency=concurrency)
+        if action == "apply":
+            outcome = await engine.apply(await engine.plan())
+            session.ohif(outcome.outputs)
+        else:
+            outcome = await engine.destroy(await engine.destroy_plan())
+        wall = time.perf_counter() - started
     finally:
         await session.aclose()
+    return Run(wall, [e for e in control.log() if not str(e["path"]).startswith("/_sandbox")],
+               session.resources, len(outcome.done))
+
+
+def measure(label: str, plan: Any, info: Any, control: SandboxControl, args: argparse.Namespace) -> dict[str, Any]:
+    latency = args.latency_ms / 1000
+    fresh = asyncio.run(run_once(plan, info, control, "apply", args.concurrency))
+    again = asyncio.run(run_once(plan, info, control, "apply", args.concurrency))
+    gone = asyncio.run(run_once(plan, info, control, "destroy", args.concurrency))
+    ideal = apply_critical_path(fresh.resources, latency, args.dicom_seconds)
+    ideal_destroy = destroy_critical_path(gone.resources, latency, args.dicom_seconds)
+    tokens = sum(1 for e in again.log if str(e["path"]).endswith("/oauth2/v2.0/token"))
+    writes = sum(1 for e in again.log if e["method"] not in ("GET", "HEAD") and "/oauth2/" not in e["path"])
+    print(f"{label:<22} {len(fresh.resources):>4} resources")
+    print(f"  fresh apply   {fresh.wall:6.2f} s / {ideal:5.2f} s = {fresh.wall / ideal:4.2f}x  "
+          f"{fresh.requests:4} requests, peak {fresh.peak:3} in flight, {fresh.changed} changes")
+    print(f"  no-change     {again.wall:6.2f} s             {again.requests:4} requests "
+          f"({again.requests - tokens} reads for {len(again.resources)} resources + {tokens} token, {writes} writes)")
+    print(f"  destroy       {gone.wall:6.2f} s / {ideal_destroy:5.2f} s = {gone.wall / ideal_destroy:4.2f}x  "
+          f"{gone.requests:4} requests, peak {gone.peak:3} in flight, {gone.changed} deleted")
+    return {"apply": fresh.wall / ideal, "destroy": gone.wall / ideal_destroy, "converged": again.requests}
+
+
+def simulate_schedule() -> None:
+    """The schedule's lateness and cost, by arithmetic (no waiting)."""
+    worst = max(lateness(d) for d in _durations(1.0, 1800.0))
+    print(f"LRO poll schedule (simulated): worst lateness over 1 s..30 min {worst:.2%} of the operation's duration "
+          "(plus one poll round trip)")
+    for duration in LRO_DURATIONS:
+        polls = len(poll_times(duration))
+        near = max(lateness(d) for d in _durations(duration * 0.9, duration))
+        print(f"  {_human(duration):>6}: {polls:4} polls, {lateness(duration):5.2%} late at exactly {_human(duration)}"
+              f", worst {near:5.2%} for operations of {_human(duration * 0.9)}..{_human(duration)}")
+
+
+def _durations(low: float, high: float) -> list[float]:
+    """Durations just after each scheduled poll in [low, high] (where lateness peaks), and the ends."""
+    return [low, high] + [t + 1e-6 for t in poll_times(high) if low <= t < high]
+
+
+def _human(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds < 60 else f"{seconds / 60:g} min"
+
+
+def real_lro(info: Any, control: SandboxControl, seconds: float, concurrency: int) -> None:
+    """One DICOM create taking `seconds`: when it ended and when the client's poll first saw it."""
+    control.configure(lro_seconds=seconds)
+    plan = plan_with_entries(1)
+    run = asyncio.run(run_once(plan, info, control, "apply", concurrency))
+    asyncio.run(run_once(plan, info, control, "destroy", concurrency))
+    put = next(e for e in run.log if e["method"] == "PUT" and "/dicomservices/" in e["path"].lower())
+    polls = [e for e in run.log if e["method"] == "GET" and "/operationresults/" in e["path"].lower()]
+    begin = _at(put) + put["duration_ms"] / 1000  # the operation starts while the PUT is handled: at its answer
+    ended = begin + seconds
+    seen = next(_at(e) for e in polls if _at(e) >= ended)
+    print(f"LRO real run (sandbox, {seconds:g} s DICOM create, {control.config()['latency_ms']:g} ms latency): "
+          f"noticed {seen - ended:.2f} s late ({(seen - ended) / seconds:.1%}) with {len(polls)} polls")
+
+
+def _at(entry: dict[str, Any]) -> float:
+    return datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--dicom-seconds", type=float, default=3.0)
-    parser.add_argument("--plan", type=Path, default=ROOT / "playbooks" / "azure-ohif.yaml")
+    parser.add_argument("--sizes", default="1,10,50,200", help="access-entry counts, comma-separated")
+    parser.add_argument("--concurrency", type=int, default=8, help="as provision --concurrency")
+    parser.add_argument("--lro-seconds", type=float, default=10.0, help="the real LRO run's duration (0: skip it)")
+    parser.add_argument("--quick", action="store_true", help="sizes 1 and 10, no real LRO run")
     args = parser.parse_args()
+    sizes = [1, 10] if args.quick else [int(s) for s in args.sizes.split(",") if s]
 
-    plan = load_plan(args.plan, env={})
-    latency = args.latency_ms / 1000
-    with tempfile.TemporaryDirectory() as state:
-        running = start_sandbox(state, latency_ms=args.latency_ms, lro_seconds=args.dicom_seconds)
-        try:
-            counter = Counter(running)
-            # warm-up: imports and the first TLS handshake are not what this measures
-            asyncio.run(apply_once(load_plan(ROOT / "playbooks" / "azure-ephemeral.yaml",
-                                             env={"PR_NUMBER": "0"}), running.info))
-            counter.clear()
-
-            fresh, resources, changed = asyncio.run(apply_once(plan, running.info))
-            fresh_requests = len(counter.log())
-            ideal = critical_path(resources, latency, args.dicom_seconds)
-            counter.clear()
-
-            again, _, changed_again = asyncio.run(apply_once(plan, running.info))
-            log = counter.log()
-        finally:
-            running.stop()
-
-    tokens = [e for e in log if str(e["path"]).endswith("/oauth2/v2.0/token")]
-    writes = [e for e in log if e["method"] not in ("GET", "HEAD") and e not in tokens]
-    print(f"sandbox: {args.latency_ms:.0f} ms per request, DICOM creation {args.dicom_seconds:.1f} s; "
-          f"plan {args.plan.name}: {len(resources)} resources")
-    print(f"fresh apply       {fresh:6.2f} s  {changed} changes, {fresh_requests} requests")
-    print(f"critical path     {ideal:6.2f} s  (minimum sequential requests x latency + DICOM creation)")
-    print(f"ratio             {fresh / ideal:6.2f}    (target <= 1.3)")
-    print(f"no-change apply   {again:6.2f} s  {changed_again} changes, {len(log)} requests: "
-          f"{len(log) - len(tokens)} reads for {len(resources)} resources + {len(tokens)} token requests, "
-          f"{len(writes)} writes")
+    simulate_schedule()
+    with (tempfile.TemporaryDirectory() as state, served(state, args.dicom_seconds, args.latency_ms) as info,
+          SandboxControl(info) as control):
+        control.configure(test_users=max(sizes, default=0))
+        # warm-up: imports and the first TLS handshake are not what this measures
+        asyncio.run(run_once(load_plan(ROOT / "playbooks" / "azure-ephemeral.yaml", env={"PR_NUMBER": "0"}),
+                             info, control, "apply", args.concurrency))
+        print(f"sandbox (own process): {args.latency_ms:g} ms per request, DICOM creation and resource group "
+              f"deletion {args.dicom_seconds:g} s; concurrency {args.concurrency}")
+        figures = {"bundled": measure(f"bundled {PLAYBOOK.name}", load_plan(PLAYBOOK, env={}), info, control,
+                                      args)}
+        for size in sizes:
+            figures[size] = measure(f"{size} access entries", plan_with_entries(size), info, control, args)
+        if args.lro_seconds > 0 and not args.quick:
+            real_lro(info, control, args.lro_seconds, args.concurrency)
+    print("summary: fresh apply bundled {:.2f}x".format(figures["bundled"]["apply"])
+          + (" | 50 entries {:.2f}x".format(figures[50]["apply"]) if 50 in figures else "")
+          + " | destroy bundled {:.2f}x".format(figures["bundled"]["destroy"])
+          + " | converged apply {} requests".format(figures["bundled"]["converged"]))
 
 
 if __name__ == "__main__":

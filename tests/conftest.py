@@ -20,6 +20,7 @@ TEST_CONFIG: dict[str, Any] = {
     "dicom_sp": True,
     "graph_replication_seconds": 0,
     "graph_strict_uniqueness": True,
+    "test_users": 0,
 }
 
 

@@ -1,9 +1,9 @@
 """Polling of ARM long-running operations on the engine's schedule (`provision.core.polling`).
 
-The schedule is proportional to the time already waited, unless the service sends Retry-After. azure-core
-waits a fixed 30 s between polls when the service sends no Retry-After (the DICOM service never does), so a
-3 s operation would take 30 s. A temporary failure of one poll (429, 5xx, a dropped connection) does not
-abandon the operation: the next poll comes after the server's Retry-After or the usual delay.
+The schedule is geometric in the time already waited (each poll 2% after the previous one), unless the service
+sends Retry-After. azure-core waits a fixed 30 s between polls when the service sends no Retry-After (the DICOM
+service never does), so a 3 s operation would take 30 s. A temporary failure of one poll (429, 5xx, a dropped
+connection) does not abandon the operation: the next poll comes after the server's Retry-After or the usual delay.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class ProgressPolling(AsyncARMPolling):
     def _extract_delay(self) -> float:
         response = getattr(self._pipeline_response, "http_response", None)
         server = retry_after_seconds(dict(response.headers) if response is not None else None)
-        return server if server is not None else poll_delay(self.elapsed)
+        return poll_delay(self.elapsed, retry_after=server)
 
     async def _delay(self) -> None:
         self._reporter(self.elapsed, str(self.status()).lower())

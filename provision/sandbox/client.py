@@ -103,7 +103,7 @@ class SandboxControl:
 
     def configure(self, **values: Any) -> dict[str, Any]:
         """Set `latency_ms`, `lro_seconds`, `principal_delay_seconds`, `principal_delay_strict`, `dicom_sp`,
-        `fault_seed`, `graph_replication_seconds`, `graph_strict_uniqueness`."""
+        `fault_seed`, `graph_replication_seconds`, `graph_strict_uniqueness`, `test_users`."""
         return dict(self._ok(self._client.post("/_sandbox/config", json=values)).json())
 
     def config(self) -> dict[str, Any]:

@@ -54,6 +54,9 @@ class Config:
     # When False, Graph lets a second POST /servicePrincipals for one app through while the first one is
     # younger than graph_replication_seconds (two writes that did not see each other), as real Graph may.
     graph_strict_uniqueness: bool = True
+    # Extra directory users for scale tests: user1..userN (`userK@{domain}`, mail `userK@contoso.com`), seeded on
+    # reset and added when raised (never removed: access entries may still name them).
+    test_users: int = 0
 
     def update(self, values: dict[str, Any]) -> list[str]:
         """Apply known keys from `values`; returns the unknown keys (nothing applied for them)."""

@@ -30,7 +30,6 @@ from provision.azure.resources import (
 from provision.azure.resources.arm import declared_cors
 from provision.azure.resources.entra import app_spec
 from provision.core import UNKNOWN, Context, NoOp, Replace, Update, diff
-from provision.core.polling import poll_delay
 from provision.errors import ConfigurationError, ProvisionError
 from provision.plan import load_plan, parse_plan
 
@@ -313,13 +312,6 @@ def test_retry_after_forms() -> None:
     assert retry_after_seconds({"x-ms-retry-after-ms": "250", "Retry-After": "9"}) == 0.25
     assert retry_after_seconds({"Retry-After": "soon"}) is None
     assert retry_after_seconds(None) is None
-
-
-def test_poll_delay_is_a_tenth_of_the_wait_within_bounds() -> None:
-    assert poll_delay(0.0) == 0.2
-    assert poll_delay(10.0) == pytest.approx(1.0)
-    assert poll_delay(3600.0) == 30.0
-    assert poll_delay(5.0, minimum=1.0) == 1.0
 
 
 # --- clouds ----------------------------------------------------------------------------------------------

@@ -315,3 +315,18 @@ def test_without_strict_uniqueness_a_racing_principal_gets_through(
     assert http.delete(f"/v1.0/applications/{app['id']}", headers=auth).status_code == 204
     assert http.get("/v1.0/servicePrincipals", headers=auth,
                     params={"$filter": f"appId eq '{app['appId']}'"}).json()["value"] == []
+
+
+def test_test_users_fill_the_directory_for_plans_with_many_access_entries(
+        http: Any, graph_token: str, sandbox_control: SandboxControl) -> None:
+    auth = {"Authorization": f"Bearer {graph_token}"}
+    found = http.get("/v1.0/users", headers=auth, params={"$filter": "mail eq 'user3@contoso.com'"})
+    assert found.json()["value"] == []
+    sandbox_control.configure(test_users=3)
+    found = http.get("/v1.0/users", headers=auth, params={"$filter": "mail eq 'user3@contoso.com'"}).json()["value"]
+    assert [user["userPrincipalName"].split("@")[0] for user in found] == ["user3"]
+    missing = http.get("/v1.0/users", headers=auth, params={"$filter": "mail eq 'user4@contoso.com'"})
+    assert missing.json()["value"] == []
+    sandbox_control.reset()  # a reset keeps them: the config still asks for them
+    listed = http.get("/v1.0/users", headers=auth, params={"$filter": "startswith(mail, 'user')"})
+    assert len(listed.json()["value"]) == 3

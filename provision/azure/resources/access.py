@@ -216,15 +216,15 @@ class RoleAssignment(_Assignment):
         except AzureTemporaryError as error:
             if error.code != "PrincipalNotFound":
                 raise
-            # replication usually takes seconds: poll on the LRO schedule (~10% of the time waited, >= 1 s)
-            # rather than an exponential backoff that would overshoot by as much as it waited
+            # replication usually takes seconds: retry in proportion to the time waited (10% of it, >= 1 s: each
+            # try is a write) rather than an exponential backoff that would overshoot by as much as it waited
             if self._unknown_since is None:
                 self._unknown_since = time.monotonic()
             waited = time.monotonic() - self._unknown_since
             raise TemporaryError(
                 f"{self.principal_label} ({desired['principal_id']}) is not known to Azure RBAC yet "
                 "(directory replication after the principal was created)",
-                retry_after=poll_delay(waited, minimum=1.0),
+                retry_after=poll_delay(waited, ratio=1.1, minimum=1.0),
                 hint="a principal created moments ago becomes visible within minutes; otherwise check the id",
                 routine=True,
             ) from error

@@ -80,6 +80,8 @@ def restore(world: World) -> None:
 def configure(world: World, values: dict[str, Any]) -> None:
     if values.get("dicom_sp") is not None:
         directory.ensure_dicom_sp(world, bool(values["dicom_sp"]))
+    if values.get("test_users"):
+        directory.ensure_test_users(world, world.config.test_users)
 
 
 def settle(world: World) -> None:

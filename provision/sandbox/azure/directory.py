@@ -363,7 +363,19 @@ def seed(world: World, *, dicom_sp: bool) -> None:
     collection(world, "groups")[DICOM_READERS_GROUP_ID] = group(
         DICOM_READERS_GROUP_ID, "DICOM Readers", "dicom-readers", created, ts
     )
+    ensure_test_users(world, world.config.test_users)
     world.mark_dirty()
+
+
+def ensure_test_users(world: World, count: int) -> None:
+    """Users user1..user{count} (`userK@{domain}`, mail `userK@contoso.com`), for plans with many access entries."""
+    users = collection(world, "users")
+    ts = world.now() - _SEED_AGE
+    for k in range(1, count + 1):
+        uid = _fixed(f"user:user{k}")
+        if uid not in users:
+            users[uid] = user(uid, "User", str(k), f"user{k}@{world.identity.domain}", f"user{k}@contoso.com", ts)
+            world.mark_dirty()
 
 
 def empty_state() -> dict[str, Any]:
