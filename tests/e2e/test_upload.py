@@ -87,8 +87,16 @@ def control(store: DataStore) -> Any:
 
 
 def last_seq(control: SandboxControl) -> int:
-    entries = control.log()
-    return int(entries[-1]["seq"]) if entries else 0
+    """The newest request's number once the log is settled: the sandbox logs a request after sending its answer,
+    so the last answer of a run that just ended may be logged a moment after the run saw it."""
+    seen = -1
+    while True:
+        entries = control.log()
+        newest = max((int(e["seq"]) for e in entries), default=0)
+        if newest == seen:
+            return newest
+        seen = newest
+        time.sleep(0.2)
 
 
 def test_every_instance_is_stored_once_and_every_file_accounted_for(store: DataStore, control: SandboxControl,
