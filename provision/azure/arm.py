@@ -26,6 +26,7 @@ from azure.mgmt.healthcareapis import models as hc_models
 from azure.mgmt.healthcareapis.aio import HealthcareApisManagementClient
 from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
+from provision.azure.budget import ArmBudget, arm_buckets
 from provision.azure.clouds import Cloud
 from provision.azure.errors import AzureTemporaryError, classify, connection_failed, identity_failed
 from provision.azure.normalise import SETTLED_STATES
@@ -102,19 +103,24 @@ async def read_or_none(what: str, call: Callable[[], Awaitable[T]]) -> T | None:
 
 
 class ArmApi:
-    """ARM calls of one subscription. Clients share the session's transport and token cache."""
+    """ARM calls of one subscription. Clients share the session's transport, token cache and request budget."""
 
     def __init__(self, *, credential: Any, subscription_id: str, cloud: Cloud, transport: AioHttpTransport) -> None:
         self.subscription_id = subscription_id
+        #: ARM's request budget of this subscription, as this client sees it
+        self.buckets = arm_buckets()
         options: dict[str, Any] = {
             "base_url": cloud.arm,
             "credential_scopes": [cloud.arm_scope],
             "transport": transport,
             "retry_total": 0,
         }
-        self._resources = ResourceManagementClient(credential, subscription_id, **options)
-        self._health = HealthcareApisManagementClient(credential, subscription_id, **options)
-        self._authz = AuthorizationManagementClient(credential, subscription_id, **options)
+        self._resources = ResourceManagementClient(credential, subscription_id, **options,
+                                                   per_call_policies=[ArmBudget(self.buckets)])
+        self._health = HealthcareApisManagementClient(credential, subscription_id, **options,
+                                                      per_call_policies=[ArmBudget(self.buckets)])
+        self._authz = AuthorizationManagementClient(credential, subscription_id, **options,
+                                                    per_call_policies=[ArmBudget(self.buckets)])
 
     async def close(self) -> None:
         for client in (self._resources, self._health, self._authz):

@@ -16,6 +16,7 @@ from azure.core.polling.base_polling import BadStatus
 from azure.mgmt.core.polling.async_arm_polling import AsyncARMPolling
 
 from provision.azure.errors import TEMPORARY_STATUS, retry_after_seconds
+from provision.core.limits import idle
 from provision.core.polling import MIN_DELAY, Report, Reporter, ignore, poll_delay
 
 
@@ -42,7 +43,7 @@ class ProgressPolling(AsyncARMPolling):
 
     async def _delay(self) -> None:
         self._reporter(self.elapsed, str(self.status()).lower())
-        await self._sleep(self._extract_delay())
+        await idle(self._extract_delay())  # the engine's slot is lent out between polls
 
     async def update_status(self) -> None:
         try:

@@ -31,7 +31,7 @@ from provision.cli.render import (
     print_record,
     render_result,
 )
-from provision.core.commands import Argument, Command, CommandCall, Option, PlanUse
+from provision.core.commands import DEFAULT_CONCURRENCY, Argument, Command, CommandCall, Option, PlanUse
 from provision.core.events import CommandEvent, Record
 from provision.core.target import Connection, SandboxEndpoints, Target, TargetSession
 from provision.errors import ConfigurationError, PlanError, ProvisionError
@@ -67,7 +67,9 @@ OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="text fo
 AdoptOpt = Annotated[
     bool, typer.Option("--adopt", help="Take over existing resources that carry no ownership tags of this plan.")
 ]
-ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Operations in flight at once.")]
+ConcurrencyOpt = Annotated[int, typer.Option(
+    "--concurrency", min=1, max=64,
+    help="Operations in flight at most; fewer while the service throttles (halved per 429, regained per success).")]
 AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")]
 OutDirOpt = Annotated[Path, typer.Option("--out", help="Directory for ohif.json and app-config.js "
                                                       "(default: provision-out/TARGET).")]
@@ -290,7 +292,7 @@ def make_target_app(target: Target) -> typer.Typer:
         ca_bundle: CaBundleOpt = None,
         output: OutputOpt = OutputFormat.text,
         adopt: AdoptOpt = False,
-        concurrency: ConcurrencyOpt = 8,
+        concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
         detailed_exitcode: DetailedExitcodeOpt = False,
         target_addresses: TargetOpt = None,
         destroy: Annotated[bool, typer.Option("--destroy", help="Plan a destroy instead (with --save: "
@@ -337,7 +339,7 @@ def make_target_app(target: Target) -> typer.Typer:
         ca_bundle: CaBundleOpt = None,
         output: OutputOpt = OutputFormat.text,
         adopt: AdoptOpt = False,
-        concurrency: ConcurrencyOpt = 8,
+        concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
         auto_approve: AutoApproveOpt = False,
         out: OutDirOpt = Path("provision-out") / name,
         target_addresses: TargetOpt = None,
@@ -384,7 +386,7 @@ def make_target_app(target: Target) -> typer.Typer:
         sandbox: SandboxOpt = False,
         ca_bundle: CaBundleOpt = None,
         output: OutputOpt = OutputFormat.text,
-        concurrency: ConcurrencyOpt = 8,
+        concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
         auto_approve: AutoApproveOpt = False,
         target_addresses: TargetOpt = None,
     ) -> None:
@@ -417,7 +419,7 @@ def make_target_app(target: Target) -> typer.Typer:
         sandbox: SandboxOpt = False,
         ca_bundle: CaBundleOpt = None,
         output: OutputOpt = OutputFormat.text,
-        concurrency: ConcurrencyOpt = 8,
+        concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
         auto_approve: AutoApproveOpt = False,
     ) -> None:
         """Take over existing resources that carry no ownership marks of this plan, one by one (`--adopt` takes

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provision.core.actions import Action, Create, Delete, FieldChange, NoOp, Repair, Replace, Update, Wait
+from provision.core.commands import DEFAULT_CONCURRENCY
 from provision.core.diff import diff
 from provision.core.durations import format_age
 from provision.core.events import Event, EventSink, Phase, ignore
+from provision.core.limits import AdaptiveGate, idle, throttled
 from provision.core.polling import REPORT_EVERY, poll_delay
 from provision.core.resource import Context, Lifecycle, Resource, Stray, TemporaryError
 from provision.core.retry import Attempts, OperationTimeout, with_retry
@@ -21,6 +23,11 @@ from provision.errors import ProvisionError
 #: the verb of each write in messages ("creating azure.app[x]")
 _VERBS = {"create": "creating", "update": "updating", "replace": "replacing", "repair": "repairing",
           "delete": "deleting"}
+
+#: for how long after a plan apply writes on the plan's reads instead of reading each changed resource again (a
+#: plan applied at once, `--auto-approve` or a saved plan just checked, saves a round trip per resource on the
+#: critical path; one confirmed after a longer look is read again, since the portal may have moved meanwhile)
+REUSE_READS_FOR = 30.0
 
 
 @dataclass
@@ -48,6 +55,13 @@ class Plan:
     steps: list[Step]
     #: every resource's outputs as planned (UNKNOWN where only apply can tell)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: when its reads were done (monotonic seconds)
+    read_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def fresh(self) -> bool:
+        """Whether apply may write on its reads (see REUSE_READS_FOR)."""
+        return time.monotonic() - self.read_at < REUSE_READS_FOR
 
     @property
     def has_changes(self) -> bool:
@@ -102,7 +116,7 @@ class Engine:
         self,
         resources: Iterable[Resource],
         *,
-        concurrency: int = 8,
+        concurrency: int = DEFAULT_CONCURRENCY,
         on_event: EventSink = ignore,
         adopt: bool | Collection[str] = False,
         strays: bool = True,
@@ -117,6 +131,8 @@ class Engine:
                     raise ProvisionError(f"{resource.address} depends on unknown {dep}")
         self._order = self._topological_order()
         self.concurrency = concurrency
+        #: operations in flight, shared by every run of this engine: throttling shrinks it for all branches
+        self.gate = AdaptiveGate(concurrency)
         self.on_event = on_event
         #: True: take over every existing object without this plan's marks; a collection: only those addresses
         self.adopt = adopt
@@ -164,6 +180,8 @@ class Engine:
         object settling) is shown as progress, as it is no fault."""
 
         def on_retry(error: TemporaryError, delay: float) -> None:
+            if error.throttled:
+                throttled()
             elapsed = time.monotonic() - started
             if error.routine:
                 self.on_event(Event(resource.address, Phase.PROGRESS, action,
@@ -188,7 +206,8 @@ class Engine:
         *,
         waits_on: Mapping[str, list[str]] | None = None,
     ) -> list[tuple[str, ProvisionError]]:
-        """Run `run` for every resource once its prerequisites are done, at most `concurrency` at once.
+        """Run `run` for every resource once its prerequisites are done, at most the gate's window at once, the
+        resource with the longest chain of work waiting on it first (the critical path is what bounds the run).
 
         By default a resource waits for its dependencies; destroy passes its own `waits_on` (dependants first).
         A failure skips everything that waits on it and is reported once.
@@ -198,7 +217,7 @@ class Engine:
         finished: dict[str, asyncio.Future[bool]] = {
             r.address: asyncio.get_running_loop().create_future() for r in self.resources
         }
-        gate = asyncio.Semaphore(self.concurrency)
+        chain = _chain_lengths(waits_on)
         failures: list[tuple[str, ProvisionError]] = []
 
         async def node(resource: Resource) -> None:
@@ -213,7 +232,7 @@ class Engine:
                 settle(False)
                 return
             try:
-                async with gate:
+                async with self.gate.slot(chain[resource.address]):
                     await run(resource)
             except ProvisionError as error:
                 failures.append((resource.address, error))
@@ -223,9 +242,13 @@ class Engine:
                 settle(False)
                 raise
             else:
+                self.gate.succeeded()
                 settle(True)
 
-        tasks = [asyncio.ensure_future(node(r)) for r in self._order]
+        # started longest chain first: of the resources ready at once, those the critical path runs through get
+        # the first slots (later ones queue by the same order)
+        ready_first = sorted(self._order, key=lambda r: -chain[r.address])
+        tasks = [asyncio.ensure_future(node(r)) for r in ready_first]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -325,14 +348,18 @@ class Engine:
     # -- apply -----------------------------------------------------------------------------------------
 
     async def apply(self, plan: Plan | None = None) -> Outcome:
-        """Make the plan real. Resources whose planned action is a no-op, and whose dependencies
-        changed nothing, are not read again; every other resource is re-read first and decided afresh."""
+        """Make the plan real. Resources whose planned action is a no-op, and whose dependencies changed
+        nothing, are not read again. Every other resource is decided afresh, with its dependencies' real
+        outputs, on the plan's read of it while the plan is fresh (and none of its dependencies was replaced,
+        which may have taken it along), else on a new read."""
         plan = plan or await self.plan()
         if plan.blocked:
             raise ExecutionError("\n".join(step.blocked or "" for step in plan.blocked))
         planned = {step.resource.address: step for step in plan.steps}
+        fresh = plan.fresh
         outputs: dict[str, dict[str, Any]] = {}
         changed: set[str] = set()
+        replaced: set[str] = set()
         done: list[Step] = []
 
         async def run(resource: Resource) -> None:
@@ -341,11 +368,14 @@ class Engine:
                 outputs[resource.address] = resource.outputs(step.actual or {})
                 self._emit(resource.address, Phase.DONE, step.action.kind, step.action.reason)
                 return
-            carried_out, actual = await self._converge(resource, outputs)
+            known = step if fresh and not (set(resource.depends_on) & replaced) else None
+            carried_out, actual = await self._converge(resource, outputs, known)
             outputs[resource.address] = resource.outputs(actual)
             if carried_out is None:
                 return
             changed.add(resource.address)
+            if isinstance(carried_out.action, Replace):
+                replaced.add(resource.address)
             done.append(carried_out)
 
         failures = await self._run_graph(run)
@@ -354,10 +384,10 @@ class Engine:
         return Outcome(done, outputs)
 
     async def _converge(
-        self, resource: Resource, outputs: Mapping[str, Mapping[str, Any]]
+        self, resource: Resource, outputs: Mapping[str, Mapping[str, Any]], known: Step | None = None
     ) -> tuple[Step | None, dict[str, Any]]:
         """Read, decide, act, until the object is as declared; returns the step carried out (None: it was up to
-        date) and the object as it now is.
+        date) and the object as it now is. `known`: the plan's step, whose read stands in for the first one.
 
         After waiting for an operation found running, and after a write failed temporarily (whose answer may
         have been lost after the service made the change), the object is read again and the action decided
@@ -366,7 +396,8 @@ class Engine:
         attempts: Attempts | None = None
         waited: Step | None = None
         while True:
-            actual = await self._read(resource, outputs)
+            actual = known.actual if known is not None else await self._read(resource, outputs)
+            known = None
             step = self._step(resource, actual, self._context(resource, outputs))
             if step.blocked:
                 raise ProvisionError(step.blocked)
@@ -390,7 +421,7 @@ class Engine:
             except TemporaryError as error:
                 delay = attempts.delay_after(error)
                 self._retrying(resource, action.kind, attempts.started)(error, delay)
-                await asyncio.sleep(delay)
+                await idle(delay)
 
     async def _perform(
         self, resource: Resource, step: Step, outputs: Mapping[str, Mapping[str, Any]]
@@ -448,7 +479,7 @@ class Engine:
             elapsed = time.monotonic() - started
             if elapsed >= limit:
                 raise OperationTimeout(f"waiting for {resource.label}: still {state} after {elapsed:.0f} s")
-            await asyncio.sleep(poll_delay(elapsed))
+            await idle(poll_delay(elapsed))
             actual = await self._read(resource, outputs)
             now = resource.lifecycle(actual) if actual is not None else None
             if now is None or not now.running:
@@ -585,13 +616,12 @@ class Engine:
         return found
 
     async def _delete_strays(self, plan: Plan, done: list[Step]) -> list[tuple[str, ProvisionError]]:
-        """Delete the plan's strays, at most `concurrency` at once; the failures."""
-        gate = asyncio.Semaphore(self.concurrency)
+        """Delete the plan's strays, through the gate; the failures."""
         failures: list[tuple[str, ProvisionError]] = []
 
         async def delete(step: Step) -> None:
             try:
-                async with gate:
+                async with self.gate.slot():
                     await self._delete(step.resource, step, plan.outputs)
             except ProvisionError as error:
                 failures.append((step.resource.address, error))
@@ -636,7 +666,7 @@ class Engine:
             except TemporaryError as error:
                 delay = attempts.delay_after(error)
                 self._retrying(resource, "delete", attempts.started)(error, delay)
-                await asyncio.sleep(delay)
+                await idle(delay)
             current = await self._read(resource, outputs)
             life = resource.lifecycle(current) if current is not None else None
             if current is not None and life is not None and life.running:
@@ -691,6 +721,26 @@ def _describe_wait(action: Wait) -> str:
     """`(creating, started 2m 10s ago)`, as the plan shows it."""
     started = f", started {format_age(time.time() - action.since)} ago" if action.since is not None else ""
     return f"({action.state}{started})"
+
+
+def _chain_lengths(waits_on: Mapping[str, list[str]]) -> dict[str, int]:
+    """For each node, the number of nodes on the longest chain that starts at it and runs through what waits on
+    it (1: nothing waits on it)."""
+    waited_by: dict[str, list[str]] = {node: [] for node in waits_on}
+    for node, prerequisites in waits_on.items():
+        for prerequisite in prerequisites:
+            waited_by.setdefault(prerequisite, []).append(node)
+    lengths: dict[str, int] = {}
+
+    def length(node: str) -> int:
+        if node not in lengths:
+            lengths[node] = 0  # a cycle (never in a valid graph) counts once instead of recursing forever
+            lengths[node] = 1 + max((length(after) for after in waited_by[node]), default=0)
+        return lengths[node]
+
+    for node in waited_by:
+        length(node)
+    return lengths
 
 
 def _has_cycle(waits: Mapping[str, list[str]]) -> bool:

@@ -15,10 +15,11 @@ The engine uses it while it waits for an operation it found running; targets use
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from provision.core.limits import idle
 
 #: each poll at most this factor of the time waited after the previous one (from PRECISE_FROM on)
 RATIO = 1.02
@@ -98,4 +99,4 @@ async def wait_gone(what: str, read: Callable[[], Awaitable[Any]], report: Repor
     while await read() is not None:
         elapsed = time.monotonic() - started
         reporter(elapsed, "still visible")
-        await asyncio.sleep(poll_delay(elapsed))
+        await idle(poll_delay(elapsed))

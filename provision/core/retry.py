@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from provision.core.limits import idle
 from provision.core.resource import TemporaryError
 from provision.errors import ProvisionError
 
@@ -97,4 +98,4 @@ async def with_retry(
             delay = attempts.delay_after(error)
             if on_retry is not None:
                 on_retry(error, delay)
-            await asyncio.sleep(delay)
+            await idle(delay)

@@ -27,6 +27,7 @@ from provision.core import (
     Timeouts,
     Update,
 )
+from provision.core.limits import idle
 from provision.errors import CloudError, OwnershipError
 from provision.gcp.client import AlreadyExists, HealthcareClient, NotFound
 from provision.gcp.iam import (
@@ -179,7 +180,7 @@ async def wait_for_operation(client: HealthcareClient, operation: dict[str, Any]
     """Poll a `google.longrunning.Operation` until done; return its response or raise its error."""
     delay = 0.1
     while not operation.get("done"):
-        await asyncio.sleep(delay)
+        await idle(delay)
         delay = min(delay * 1.5, 2.0)  # datasets take seconds: poll often enough not to add much to that
         name: str = operation["name"]
         operation = await client.call(functools.partial(_get_operation, name=name), what)

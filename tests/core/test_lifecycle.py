@@ -26,6 +26,7 @@ from provision.core import (
     Update,
     Wait,
 )
+from provision.core import engine as engine_module
 
 RUNNING = {"Creating": "create", "Updating": "update", "Deleting": "delete"}
 
@@ -215,17 +216,23 @@ def test_a_create_whose_answer_is_lost_is_read_again_not_sent_again() -> None:
     assert service.objects["a"]["state"] == "Succeeded"
 
 
-def test_a_create_that_meets_an_operation_in_progress_waits_for_it() -> None:
-    service = Service(duration=0.4)
+@pytest.mark.parametrize("fresh", [True, False], ids=["applied-at-once", "applied-after-a-long-look"])
+def test_a_create_that_meets_an_operation_in_progress_waits_for_it(fresh: bool,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    service = Service(duration=2.5)  # outlasts the back-off after the 409 (up to 0.5 s), whatever the load
     engine = Engine([Job(service, "a")])
     plan = run(engine.plan())  # absent when planned...
     service.start("a", "Creating", size=1)  # ...then another run's create starts
+    if not fresh:
+        monkeypatch.setattr(engine_module, "REUSE_READS_FOR", 0.0)
 
     outcome = run(engine.apply(plan))
 
     assert [s.action.kind for s in outcome.done] == ["wait"]
-    assert service.writes == []  # the re-read before the write saw the other run's operation
-    assert service.objects["a"]["state"] == "Succeeded"
+    # applied at once, it writes on the plan's read: the create is refused as busy (no second object), then read
+    # and waited for; after a long look at the plan it reads first and sees the other run's operation
+    assert service.writes == ([("create", "a")] if fresh else [])
+    assert len(service.objects) == 1 and service.objects["a"]["state"] == "Succeeded"
 
 
 def test_a_write_refused_as_busy_is_followed_by_a_read_and_a_wait() -> None:

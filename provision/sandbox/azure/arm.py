@@ -298,6 +298,10 @@ def routes(world: World, signer: TokenSigner, arm_routes: Iterable[ArmRoute]) ->
             if throttled is not None:
                 raise _throttled(world, throttled)
             response = await handler(Call(request, params, world, signer, claims))
+            left = throttling.remaining(world, request.method, sub)
+            if left is not None:
+                kind = throttling.kind_of(request.method)
+                response.headers[f"x-ms-ratelimit-remaining-subscription-{kind}"] = str(left)
             if request.method == "HEAD" and "HEAD" not in route.handlers:
                 return Response(b"", status_code=response.status_code, headers=dict(response.headers))
             return response

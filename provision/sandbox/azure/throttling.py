@@ -4,7 +4,9 @@ Azure Resource Manager limits each subscription (per principal and region; the s
 token buckets (facts/azure.md): reads 250 burst refilled at 25 per second, writes 200 / 10 per second, deletes
 200 / 10 per second. A request that finds its bucket empty gets **429 `SubscriptionRequestsThrottled`** with a
 `Retry-After` in whole seconds and `x-ms-ratelimit-remaining-subscription-{reads|writes|deletes}: 0`; a
-throttled request takes no token. GET and HEAD are reads, DELETE is a delete, everything else a write.
+throttled request takes no token. GET and HEAD are reads, DELETE is a delete, everything else a write. While it is
+on, every admitted answer carries what its bucket has left in `x-ms-ratelimit-remaining-subscription-{kind}`, as
+ARM's token-bucket throttling reports it (off, the fixed figures of the old hourly limits stand).
 
 **Off by default.** The test suite sends thousands of ARM requests within a minute against one long-lived
 sandbox; with Azure's limits on, unrelated tests would wait out each other's 429s. The benchmark of the
@@ -186,6 +188,17 @@ def check(world: World, request: Request, subscription: str | None) -> Throttled
         return None
     kind, wait = verdict
     return Throttled(sub, kind, max(1, math.ceil(wait)))
+
+
+def remaining(world: World, method: str, subscription: str | None) -> int | None:
+    """What the subscription's bucket for a request of `method` has left after it, as ARM reports it in
+    `x-ms-ratelimit-remaining-subscription-{kind}`; None while throttling is off (the fixed figures stand)."""
+    throttle = throttle_of(world)
+    if not throttle.enabled:
+        return None
+    kind = kind_of(method)
+    bucket = throttle.buckets.get(((subscription or world.identity.subscription_id).lower(), kind))
+    return bucket.remaining(world.now()) if bucket is not None else int(throttle.limits[kind].burst)
 
 
 def control_routes(world: World) -> list[BaseRoute]:
