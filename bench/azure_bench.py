@@ -49,6 +49,7 @@ from gc_bench import served  # noqa: E402
 from provision.azure import open_session  # noqa: E402
 from provision.cli.target import connection_of  # noqa: E402
 from provision.core import Engine, Resource  # noqa: E402
+from provision.core.commands import DEFAULT_CONCURRENCY  # noqa: E402
 from provision.core.polling import lateness, poll_times  # noqa: E402
 from provision.plan import load_plan, parse_plan  # noqa: E402
 from provision.sandbox import SandboxControl  # noqa: E402
@@ -153,8 +154,10 @@ def plan_with_entries(entries: int) -> Any:
 class Run:
     """One CLI-like run's figures."""
 
-    def __init__(self, wall: float, log: list[dict[str, Any]], resources: list[Resource], changed: int) -> None:
+    def __init__(self, wall: float, log: list[dict[str, Any]], resources: list[Resource], changed: int,
+                 engine: Engine) -> None:
         self.wall, self.log, self.resources, self.changed = wall, log, resources, changed
+        self.engine = engine
 
     @property
     def requests(self) -> int:
@@ -180,7 +183,7 @@ async def run_once(plan: Any, info: Any, control: SandboxControl, action: str, c
     finally:
         await session.aclose()
     return Run(wall, [e for e in control.log() if not str(e["path"]).startswith("/_sandbox")],
-               session.resources, len(outcome.done))
+               session.resources, len(outcome.done), engine)
 
 
 def measure(label: str, plan: Any, info: Any, control: SandboxControl, args: argparse.Namespace) -> dict[str, Any]:
@@ -200,6 +203,35 @@ def measure(label: str, plan: Any, info: Any, control: SandboxControl, args: arg
     print(f"  destroy       {gone.wall:6.2f} s / {ideal_destroy:5.2f} s = {gone.wall / ideal_destroy:4.2f}x  "
           f"{gone.requests:4} requests, peak {gone.peak:3} in flight, {gone.changed} deleted")
     return {"apply": fresh.wall / ideal, "destroy": gone.wall / ideal_destroy, "converged": again.requests}
+
+
+#: the throttled case: this many access entries against a write bucket smaller than ARM's (a subscription other
+#: clients spend from too), at each of these concurrencies
+THROTTLED_ENTRIES = 30
+THROTTLED_WRITES = {"burst": 10, "rate": 5}
+THROTTLED_CONCURRENCY = (8, 32, 64)
+
+
+def under_throttling(info: Any, control: SandboxControl) -> dict[int, float]:
+    """Apply with the sandbox's ARM throttling on: wall, 429s and the gate's smallest window per concurrency. The
+    client assumes ARM's 200 / 10 per second; only `x-ms-ratelimit-remaining-*` and 429s tell it about less."""
+    plan = plan_with_entries(THROTTLED_ENTRIES)
+    walls: dict[int, float] = {}
+    print(f"throttled: {THROTTLED_ENTRIES} access entries, ARM writes {THROTTLED_WRITES['burst']} at once refilled "
+          f"at {THROTTLED_WRITES['rate']} per second")
+    for concurrency in THROTTLED_CONCURRENCY:
+        control.throttling(enabled=True, limits={"writes": THROTTLED_WRITES})
+        try:
+            run = asyncio.run(run_once(plan, info, control, "apply", concurrency))
+            refused = control.throttling()["throttled"]["writes"]
+        finally:
+            control.throttling(enabled=False, defaults=True)
+        asyncio.run(run_once(plan, info, control, "destroy", concurrency))
+        gate = run.engine.gate
+        walls[concurrency] = run.wall
+        print(f"  concurrency {concurrency:>2}  {run.wall:6.2f} s  {refused:3} writes refused (429), "
+              f"window cut {gate.cuts} times, smallest {gate.lowest}")
+    return walls
 
 
 def simulate_schedule() -> None:
@@ -247,7 +279,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--dicom-seconds", type=float, default=3.0)
     parser.add_argument("--sizes", default="1,10,50,200", help="access-entry counts, comma-separated")
-    parser.add_argument("--concurrency", type=int, default=8, help="as provision --concurrency")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="as provision --concurrency")
     parser.add_argument("--lro-seconds", type=float, default=10.0, help="the real LRO run's duration (0: skip it)")
     parser.add_argument("--quick", action="store_true", help="sizes 1 and 10, no real LRO run")
     args = parser.parse_args()
@@ -266,12 +298,15 @@ def main() -> None:
                                       args)}
         for size in sizes:
             figures[size] = measure(f"{size} access entries", plan_with_entries(size), info, control, args)
+        if not args.quick:
+            throttled = under_throttling(info, control)
         if args.lro_seconds > 0 and not args.quick:
             real_lro(info, control, args.lro_seconds, args.concurrency)
     print("summary: fresh apply bundled {:.2f}x".format(figures["bundled"]["apply"])
           + (" | 50 entries {:.2f}x".format(figures[50]["apply"]) if 50 in figures else "")
           + " | destroy bundled {:.2f}x".format(figures["bundled"]["destroy"])
-          + " | converged apply {} requests".format(figures["bundled"]["converged"]))
+          + " | converged apply {} requests".format(figures["bundled"]["converged"])
+          + ("" if args.quick else f" | throttled: 64 vs 8 {throttled[64] / throttled[8]:.2f}x"))
 
 
 if __name__ == "__main__":

@@ -109,6 +109,13 @@ class SandboxControl:
     def config(self) -> dict[str, Any]:
         return dict(self._ok(self._client.get("/_sandbox/config")).json())
 
+    def throttling(self, **values: Any) -> dict[str, Any]:
+        """ARM's throttling (/_sandbox/throttling): with `values` (`enabled`, `limits`, `defaults`) change it; the
+        state either way (limits, what was admitted and throttled, what is left)."""
+        if values:
+            return dict(self._ok(self._client.post("/_sandbox/throttling", json=values)).json())
+        return dict(self._ok(self._client.get("/_sandbox/throttling")).json())
+
     def reset(self) -> None:
         """Forget all resources and directory objects (tenant, subscription and credentials stay)."""
         self._ok(self._client.post("/_sandbox/reset"))
