@@ -49,7 +49,7 @@ from gc_bench import served  # noqa: E402
 from provision.azure import open_session  # noqa: E402
 from provision.cli.target import connection_of  # noqa: E402
 from provision.core import Engine, Resource  # noqa: E402
-from provision.core.commands import DEFAULT_CONCURRENCY  # noqa: E402
+from provision.core.defaults import DEFAULT_CONCURRENCY  # noqa: E402
 from provision.core.polling import lateness, poll_times  # noqa: E402
 from provision.plan import load_plan, parse_plan  # noqa: E402
 from provision.sandbox import SandboxControl  # noqa: E402

@@ -20,9 +20,9 @@ window.config = {
       "configuration": {
         "friendlyName": "Azure DICOM",
         "name": "dicomweb",
-        "qidoRoot": "https://127.0.0.1:45871/dicom/ohifws-ohif-dicom/v2",
-        "wadoRoot": "https://127.0.0.1:45871/dicom/ohifws-ohif-dicom/v2",
-        "wadoUriRoot": "https://127.0.0.1:45871/dicom/ohifws-ohif-dicom/v2",
+        "qidoRoot": "https://127.0.0.1:40867/dicom/ohifws-ohif-dicom/v2",
+        "wadoRoot": "https://127.0.0.1:40867/dicom/ohifws-ohif-dicom/v2",
+        "wadoUriRoot": "https://127.0.0.1:40867/dicom/ohifws-ohif-dicom/v2",
         "qidoSupportsIncludeField": true,
         "imageRendering": "wadors",
         "thumbnailRendering": "wadors",
@@ -42,8 +42,8 @@ window.config = {
   ],
   "oidc": [
     {
-      "authority": "https://127.0.0.1:45871/6261960c-52d2-4c9d-8289-d034ea738286/v2.0/",
-      "client_id": "61ebc359-985e-4be5-bb1f-1071480fd3c5",
+      "authority": "https://127.0.0.1:40867/a4aef3a5-1623-485e-8416-194dc738f14e/v2.0/",
+      "client_id": "6e162086-bcf4-442f-a3a3-2095765e975e",
       "redirect_uri": "http://localhost:3000/callback",
       "response_type": "code",
       "scope": "openid https://dicom.healthcareapis.azure.com/Dicom.ReadWrite",

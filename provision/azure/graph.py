@@ -40,6 +40,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
 from provision.azure.clouds import Cloud
+from provision.azure.coalesce import Coalesced
 from provision.azure.errors import AzureTemporaryError, classify, connection_failed, identity_failed
 from provision.errors import ProvisionError
 
@@ -166,6 +167,16 @@ def application_model(spec: Mapping[str, Any]) -> Application:
     return app
 
 
+#: names looked up in one request: each is two clauses (userPrincipalName, mail), and Graph takes at most 15 in a
+#: filter ("Too many child clauses ... Max allowed: 15")
+USERS_PER_LOOKUP = 7
+
+
+def _named(user: Body, name: str) -> bool:
+    wanted = name.casefold()
+    return any((user.get(key) or "").casefold() == wanted for key in ("userPrincipalName", "mail"))
+
+
 #: what a listing of the tenant's applications asks for (one page holds up to 999)
 APP_LISTING_FIELDS = ["id", "appId", "uniqueName", "displayName", "tags", "createdDateTime"]
 
@@ -194,6 +205,7 @@ class GraphApi:
         self._adapter = GraphRequestAdapter(auth, http)
         self._adapter.base_url = cloud.graph_api
         self._client = GraphServiceClient(request_adapter=self._adapter)
+        self._users = Coalesced(self._find_users_named, _named, per_request=USERS_PER_LOOKUP)
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -336,13 +348,20 @@ class GraphApi:
         return await self._read(f"looking up user {object_id}", builder.to_get_request_information())
 
     async def find_users(self, name: str) -> list[Body]:
-        """Users whose userPrincipalName or e-mail is `name`, in one request."""
+        """Users whose userPrincipalName or e-mail is `name`. Lookups made at the same moment share requests
+        (`provision.azure.coalesce`)."""
+        return await self._users.get(name)
+
+    async def _find_users_named(self, names: list[str]) -> list[Body]:
         query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters
-        quoted = _quote(name)
-        info = self._client.users.to_get_request_information(
-            _filter(query, f"userPrincipalName eq '{quoted}' or mail eq '{quoted}'")
-        )
-        return await self._list(f"looking up user {name}", info)
+        if len(names) == 1:
+            quoted = _quote(names[0])
+            expression, what = f"userPrincipalName eq '{quoted}' or mail eq '{quoted}'", f"looking up user {names[0]}"
+        else:
+            values = ", ".join(f"'{_quote(name)}'" for name in names)
+            expression = f"userPrincipalName in ({values}) or mail in ({values})"
+            what = f"looking up users {', '.join(names)}"
+        return await self._list(what, self._client.users.to_get_request_information(_filter(query, expression)))
 
     async def get_group(self, object_id: str) -> Body | None:
         builder = self._client.groups.by_group_id(object_id)

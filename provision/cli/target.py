@@ -31,7 +31,8 @@ from provision.cli.render import (
     print_record,
     render_result,
 )
-from provision.core.commands import DEFAULT_CONCURRENCY, Argument, Command, CommandCall, Option, PlanUse
+from provision.core.commands import Argument, Command, CommandCall, Option, PlanUse
+from provision.core.defaults import DEFAULT_CONCURRENCY
 from provision.core.events import CommandEvent, Record
 from provision.core.target import Connection, SandboxEndpoints, Target, TargetSession
 from provision.errors import ConfigurationError, PlanError, ProvisionError

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provision.core.actions import Action, Create, Delete, FieldChange, NoOp, Repair, Replace, Update, Wait
-from provision.core.commands import DEFAULT_CONCURRENCY
+from provision.core.defaults import DEFAULT_CONCURRENCY
 from provision.core.diff import diff
 from provision.core.durations import format_age
 from provision.core.events import Event, EventSink, Phase, ignore

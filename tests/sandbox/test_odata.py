@@ -72,3 +72,12 @@ def test_reorder_short_lists_and_nesting() -> None:
     assert list(out) == ["a", "c"]
     assert out["c"]["d"] != [1, 2]
     assert {tuple(sorted(i["b"])) for i in out["a"]} == {("x", "y"), ("w", "z")}
+
+
+def test_a_filter_holds_at_most_fifteen_clauses_each_value_of_an_in_counting() -> None:
+    seven = ", ".join(f"'u{k}'" for k in range(7))
+    parse_filter(f"appId in ({seven}) or displayName in ({seven})", ALLOWED)  # 14: what a user lookup sends
+    parse_filter(" or ".join(f"appId eq 'a{k}'" for k in range(15)), ALLOWED)
+    eight = ", ".join(f"'u{k}'" for k in range(8))
+    with pytest.raises(ODataError, match=r"Too many child clauses .*: 16\. Max allowed: 15"):
+        parse_filter(f"appId in ({eight}) or displayName in ({eight})", ALLOWED)

@@ -11,7 +11,9 @@ Pure functions. The filter grammar covers what directory lookups need:
            | path '/any(' var ':' var 'eq' literal ')'
     literal := 'string' | true | false | null | number | bare GUID
 
-String comparisons are case-insensitive (as directory properties are in Graph).
+String comparisons are case-insensitive (as directory properties are in Graph). A filter holds at most
+MAX_CLAUSES comparisons, each value of an `in` counting as one (Graph's limit without advanced queries: "Too many
+child clauses specified in search filter expression containing 'OR' operators: 16. Max allowed: 15.").
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 Predicate = Callable[[dict[str, Any]], bool]
+
+MAX_CLAUSES = 15
 
 
 class ODataError(ValueError):
@@ -76,6 +80,8 @@ class _Parser:
         self.pos = 0
         self.allowed = {a.lower(): a for a in allowed}
         self.text = text
+        #: comparisons seen (each value of an `in` is one)
+        self.clauses = 0
 
     def peek(self, offset: int = 0) -> tuple[str, str] | None:
         i = self.pos + offset
@@ -122,6 +128,9 @@ class _Parser:
         pred = self.expr()
         if self.peek() is not None:
             raise ODataError(f"Invalid filter clause: unexpected '{self.peek()[1]}'.")  # type: ignore[index]
+        if self.clauses > MAX_CLAUSES:
+            raise ODataError("Too many child clauses specified in search filter expression containing 'OR' "
+                             f"operators: {self.clauses}. Max allowed: {MAX_CLAUSES}.")
         return pred
 
     def expr(self) -> Predicate:
@@ -161,6 +170,7 @@ class _Parser:
             self.expect(",")
             prefix = self.literal()
             self.expect(")")
+            self.clauses += 1
             if not isinstance(prefix, str):
                 raise ODataError("Invalid filter clause: startswith needs a string.")
             return lambda o: isinstance(_get(o, path), str) and _get(o, path).lower().startswith(prefix.lower())
@@ -178,6 +188,7 @@ class _Parser:
             self.expect("eq")
             value = self.literal()
             self.expect(")")
+            self.clauses += 1
             return lambda o: any(_eq(item, value) for item in (_get(o, path) or []))
         path = self.prop(raw)
         op = self.take()[1].lower()
@@ -188,10 +199,12 @@ class _Parser:
                 self.take()
                 values.append(self.literal())
             self.expect(")")
+            self.clauses += len(values)
             return lambda o: any(_eq(_get(o, path), v) for v in values)
         if op not in ("eq", "ne"):
             raise ODataError(f"Invalid filter clause: operator '{op}' is not supported.")
         value = self.literal()
+        self.clauses += 1
         if op == "eq":
             return lambda o: _eq(_get(o, path), value)
         return lambda o: not _eq(_get(o, path), value)
