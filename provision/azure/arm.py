@@ -7,6 +7,7 @@ retries whole operations (re-reading first), which is what makes non-idempotent 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,8 +27,10 @@ from azure.mgmt.healthcareapis import models as hc_models
 from azure.mgmt.healthcareapis.aio import HealthcareApisManagementClient
 from azure.mgmt.resource.resources.aio import ResourceManagementClient
 
+from provision.azure import normalise
 from provision.azure.budget import ArmBudget, arm_buckets
 from provision.azure.clouds import Cloud
+from provision.azure.coalesce import Coalesced
 from provision.azure.errors import AzureTemporaryError, classify, connection_failed, identity_failed
 from provision.azure.normalise import SETTLED_STATES
 from provision.azure.waiting import ProgressPolling
@@ -102,6 +105,32 @@ async def read_or_none(what: str, call: Callable[[], Awaitable[T]]) -> T | None:
             return None
 
 
+#: role-assignment reads at one scope, made at the same moment, from which one `atScope()` listing replaces a GET
+#: each (below it a listing would carry the inherited assignments for nothing)
+LIST_ASSIGNMENTS_FROM = 4
+
+
+class _Listed:
+    """Assignments listed around a scope, indexed for lookups at exactly that scope: by name, and by grant."""
+
+    def __init__(self, listed: list[Body], scope: str) -> None:
+        self.by_name: dict[str, Body] = {}
+        self.by_grant: dict[tuple[str, str], Body] = {}
+        for body in listed:
+            found = normalise.role_assignment(body)
+            if not normalise.same_scope(found["scope"], scope):
+                continue
+            self.by_name.setdefault((found["name"] or "").lower(), body)
+            self.by_grant.setdefault((found["principal_id"] or "", found["role_definition"] or ""), body)
+
+    def pick(self, name: str, principal_id: str, role_guid: str) -> Body | None:
+        """The one named `name`, else (given both) the same grant under any name."""
+        body = self.by_name.get(name.lower()) if name else None
+        if body is None and principal_id and role_guid:
+            body = self.by_grant.get((principal_id, role_guid))
+        return body
+
+
 class ArmApi:
     """ARM calls of one subscription. Clients share the session's transport, token cache and request budget."""
 
@@ -121,6 +150,8 @@ class ArmApi:
                                                       per_call_policies=[ArmBudget(self.buckets)])
         self._authz = AuthorizationManagementClient(credential, subscription_id, **options,
                                                     per_call_policies=[ArmBudget(self.buckets)])
+        self._assignment_reads: Coalesced[tuple[str, Body | None]] = Coalesced(
+            self._read_assignments, lambda found, key: found[0] == key, per_request=10_000)
 
     async def close(self) -> None:
         for client in (self._resources, self._health, self._authz):
@@ -290,6 +321,36 @@ class ArmApi:
         return await read_or_none(
             f"reading role assignment {name}", lambda: _body(self._authz.role_assignments.get(scope, name, cls=_raw))
         )
+
+    async def find_role_assignment(self, scope: str, name: str, principal_id: str = "",
+                                   role_guid: str = "") -> Body | None:
+        """The assignment at exactly `scope` named `name`, else (given a principal and a role) the same grant under
+        any name. Reads made at the same moment share requests: one listing per scope asked for often enough."""
+        key = "\n".join((scope, name, principal_id.lower(), role_guid.lower()))
+        [(_, found)] = await self._assignment_reads.get(key)
+        return found
+
+    async def _read_assignments(self, keys: list[str]) -> list[tuple[str, Body | None]]:
+        by_scope: dict[str, list[list[str]]] = {}
+        for key in keys:
+            by_scope.setdefault(key.split("\n", 1)[0].strip("/").lower(), []).append(key.split("\n"))
+
+        async def at(lookups: list[list[str]]) -> list[tuple[str, Body | None]]:
+            scope = lookups[0][0]
+            if len(lookups) >= LIST_ASSIGNMENTS_FROM:
+                listed = _Listed(await self.list_role_assignments_at(scope), scope)
+                return [("\n".join(lookup), listed.pick(*lookup[1:])) for lookup in lookups]
+            found = await asyncio.gather(*(self._find_one(*lookup) for lookup in lookups))
+            return [("\n".join(lookup), body) for lookup, body in zip(lookups, found, strict=True)]
+
+        return [found for scope in await asyncio.gather(*(at(group) for group in by_scope.values()))
+                for found in scope]
+
+    async def _find_one(self, scope: str, name: str, principal_id: str, role_guid: str) -> Body | None:
+        body = await self.get_role_assignment(scope, name)
+        if body is not None or not (principal_id and role_guid):
+            return body
+        return _Listed(await self.list_role_assignments(scope, principal_id), scope).pick("", principal_id, role_guid)
 
     async def list_role_assignments(self, scope: str, principal_id: str) -> list[Body]:
         """Assignments of one principal at, above or below `scope` (callers match the scope exactly)."""

@@ -74,3 +74,24 @@ def test_a_plan_of_many_users_looks_them_up_seven_at_a_time(azure: Any) -> None:
     assert all(e["status"] == 200 for e in lookups)
     users = [s for s in result.plan.steps if s.resource.address.startswith("azure.user[")]
     assert len(users) == entries and all(s.actual is not None and s.actual["id"] for s in users)
+
+
+def test_many_role_assignments_at_one_scope_are_read_with_listings_not_one_get_each(azure: Any) -> None:
+    entries = 20
+    azure.control.configure(test_users=entries)
+    plan = _plan_with_entries(entries)
+    azure.run(plan)
+    azure.control.clear_log()
+
+    again = azure.run(plan, "plan")
+
+    assert again.changes() == {}
+    assignments = [e for e in azure.control.api_log() if "/roleassignments" in e["path"].lower()]
+    by_name = [e for e in assignments if not e["path"].lower().endswith("/roleassignments")]
+    listings = [e for e in assignments if e["path"].lower().endswith("/roleassignments")]
+    assert by_name == []  # 20 GETs before
+    # one listing per wave of reads (the users arrive 7 per lookup, their assignments become readable with them),
+    # and the one that looks for strays
+    assert 2 <= len(listings) <= 1 + -(-entries // 7)
+    found = [s for s in again.plan.steps if s.resource.address.startswith("azure.role_assignment[")]
+    assert len(found) == entries and all(s.actual is not None for s in found)

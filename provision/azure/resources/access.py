@@ -50,7 +50,7 @@ class _Assignment(AzureResource):
         await self.azure.arm.delete_role_assignment(scope, actual["name"])
         await wait_gone(
             f"role assignment {actual['name']}",
-            lambda: self.azure.arm.get_role_assignment(scope, actual["name"]),
+            lambda: self.azure.arm.find_role_assignment(scope, actual["name"]),
             ctx.progress,
         )
 
@@ -181,15 +181,9 @@ class RoleAssignment(_Assignment):
 
     async def _find(self, scope: str, principal: str, role: str) -> dict[str, Any] | None:
         """The assignment under its deterministic name, else the same grant under any name at exactly `scope`."""
-        arm = self.azure.arm
-        body = await arm.get_role_assignment(scope, assignment_name(scope, principal, role))
-        if body is not None:
-            return normalise.role_assignment(body)
-        for item in await arm.list_role_assignments(scope, principal):
-            found = normalise.role_assignment(item)
-            if normalise.same_scope(found["scope"], scope) and found["role_definition"] == role.lower():
-                return found
-        return None
+        name = assignment_name(scope, principal, role)
+        body = await self.azure.arm.find_role_assignment(scope, name, principal, role)
+        return None if body is None else normalise.role_assignment(body)
 
     async def read(self, ctx: Context) -> dict[str, Any] | None:
         keys = self._keys(ctx)
