@@ -20,9 +20,9 @@ window.config = {
       "configuration": {
         "friendlyName": "Azure DICOM",
         "name": "dicomweb",
-        "qidoRoot": "https://127.0.0.1:40867/dicom/ohifws-ohif-dicom/v2",
-        "wadoRoot": "https://127.0.0.1:40867/dicom/ohifws-ohif-dicom/v2",
-        "wadoUriRoot": "https://127.0.0.1:40867/dicom/ohifws-ohif-dicom/v2",
+        "qidoRoot": "https://127.0.0.1:37999/dicom/ohifws-ohif-dicom/v2",
+        "wadoRoot": "https://127.0.0.1:37999/dicom/ohifws-ohif-dicom/v2",
+        "wadoUriRoot": "https://127.0.0.1:37999/dicom/ohifws-ohif-dicom/v2",
         "qidoSupportsIncludeField": true,
         "imageRendering": "wadors",
         "thumbnailRendering": "wadors",
@@ -42,8 +42,8 @@ window.config = {
   ],
   "oidc": [
     {
-      "authority": "https://127.0.0.1:40867/a4aef3a5-1623-485e-8416-194dc738f14e/v2.0/",
-      "client_id": "6e162086-bcf4-442f-a3a3-2095765e975e",
+      "authority": "https://127.0.0.1:37999/886e480e-3e63-4083-a8eb-4e50a36b89e0/v2.0/",
+      "client_id": "64f98832-15b0-4068-b92f-fd7bce4c8ad8",
       "redirect_uri": "http://localhost:3000/callback",
       "response_type": "code",
       "scope": "openid https://dicom.healthcareapis.azure.com/Dicom.ReadWrite",
